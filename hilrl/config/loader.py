@@ -1,0 +1,277 @@
+"""Load typed dataclass configs from YAML / JSON files and dotted command-line overrides.
+
+Every config is a dataclass whose fields carry a docstring (the string literal written on
+the line after the field). Loading goes file -> overrides -> typed build -> validation::
+
+    cfg = load_config(TrainConfig, "configs/sim_pick_cube.yaml", ["--env.fps=10"])
+
+Errors name the field by its dotted path and show the bad value, before anything runs.
+A dataclass may define ``validate(self) -> None`` and raise :class:`ConfigError` with
+the name of one of its own fields; the loader prefixes the dotted path.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import json
+import textwrap
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import dacite
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config value is missing, unknown, of the wrong type or out of range."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"config field '{field}' = {value!r}: {reason}")
+
+    def with_prefix(self, prefix: str) -> ConfigError:
+        name = f"{prefix}.{self.field}" if prefix and self.field else (prefix or self.field)
+        return ConfigError(name, self.value, self.reason)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (``.yaml``/``.yml``) or JSON (``.json``) file into a dict."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("--config", str(p), "file not found")
+    text = p.read_text()
+    try:
+        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError("--config", str(p), f"cannot parse: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("--config", str(p), "top level must be a mapping of fields")
+    return data
+
+
+def parse_overrides(argv: Iterable[str]) -> dict[str, Any]:
+    """Turn ``["--env.fps=10", "--robot.type", "sim"]`` into a nested dict.
+
+    Values are parsed as YAML scalars / flow collections, so ``10`` is an int,
+    ``[1, 2]`` a list, ``null`` None and ``true`` a bool.
+    """
+    args = list(argv)
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise ConfigError(arg, arg, "expected an override like --section.field=value")
+        key = arg[2:]
+        if "=" in key:
+            key, raw = key.split("=", 1)
+        else:
+            if i + 1 >= len(args):
+                raise ConfigError(key, None, "override has no value")
+            i += 1
+            raw = args[i]
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        _set_dotted(out, key, value)
+        i += 1
+    return out
+
+
+def _set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = target
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(key, value, f"'{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``update`` into a copy of ``base``."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+_DACITE = dacite.Config(
+    strict=True,
+    cast=[tuple],
+    type_hooks={float: lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v},
+)
+
+
+def build(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
+    """Build and validate a config dataclass from plain data."""
+    _check_keys(cls, data, prefix)
+    try:
+        cfg = dacite.from_dict(cls, dict(data), config=_DACITE)
+    except dacite.WrongTypeError as exc:
+        path = f"{prefix}.{exc.field_path}" if prefix else str(exc.field_path)
+        raise ConfigError(path, exc.value, f"expected {_type_name(exc.field_type)}") from exc
+    except dacite.MissingValueError as exc:
+        path = f"{prefix}.{exc.field_path}" if prefix else str(exc.field_path)
+        raise ConfigError(path, None, "missing value") from exc
+    except dacite.DaciteError as exc:
+        raise ConfigError(prefix or "<root>", None, str(exc)) from exc
+    validate(cfg, prefix)
+    return cfg
+
+
+def _check_keys(cls: type, data: Mapping[str, Any], prefix: str) -> None:
+    """Reject unknown keys with the closest known names, recursing into sections."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(prefix or "<root>", data, "expected a mapping of fields")
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), sorted(names), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(path, value, f"unknown field{hint}")
+        sub = _dataclass_of(hints[key])
+        if sub is not None and isinstance(value, Mapping):
+            _check_keys(sub, value, path)
+
+
+def validate(cfg: object, prefix: str = "") -> None:
+    """Run ``validate()`` on ``cfg`` and every nested config, naming the failing field."""
+    for f in dataclasses.fields(cfg):  # type: ignore[arg-type]
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            validate(value, f"{prefix}.{f.name}" if prefix else f.name)
+    check = getattr(cfg, "validate", None)
+    if callable(check):
+        try:
+            check()
+        except ConfigError as exc:
+            raise exc.with_prefix(prefix) from None
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterable[str] = ()) -> T:
+    """File (optional) + dotted overrides -> validated ``cls`` instance."""
+    data: dict[str, Any] = read_config_file(path) if path else {}
+    data = deep_merge(data, parse_overrides(overrides))
+    return build(cls, data)
+
+
+def to_dict(cfg: object) -> dict[str, Any]:
+    """Plain-data form of a config (tuples become lists), for YAML / JSON."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(cfg))  # type: ignore[call-overload, no-any-return]
+
+
+def dump_yaml(cfg: object) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def save_config(cfg: object, path: str | Path) -> None:
+    Path(path).write_text(dump_yaml(cfg))
+
+
+# ----------------------------------------------------------------------------- help text
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings of a dataclass (the string literal after each field)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, nxt in zip(body, body[1:]):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
+                docs[node.target.id] = inspect.cleandoc(nxt.value.value)
+    return docs
+
+
+def config_help(cls: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, doc) for every leaf field of a config class."""
+    rows: list[tuple[str, str, str, str]] = []
+    hints = _hints(cls)
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        sub = _dataclass_of(hints[f.name])
+        if sub is not None:
+            rows.extend(config_help(sub, key))
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            default = repr(f.default_factory())
+        else:
+            default = "(required)"
+        rows.append((key, _type_name(hints[f.name]), default, docs.get(f.name, "")))
+    return rows
+
+
+def format_config_help(cls: type) -> str:
+    lines = []
+    for key, typ, default, doc in config_help(cls):
+        lines.append(f"  --{key}  ({typ}, default {default})")
+        if doc:
+            lines.extend("      " + line for line in textwrap.wrap(doc.replace("\n", " "), 76))
+    return "\n".join(lines)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _dataclass_of(tp: Any) -> type | None:
+    """The dataclass type in ``tp`` (also through ``X | None``), or None."""
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if dataclasses.is_dataclass(arg) and isinstance(arg, type):
+                return arg
+    return None
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
