@@ -133,7 +133,7 @@ class InputController(Protocol):
 class Policy(Protocol):
     """Acts from an observation. The actor loop::
 
-        action = policy.act(obs, deterministic=False)
+    action = policy.act(obs, deterministic=False)
     """
 
     def act(self, observation: Observation, deterministic: bool = False) -> np.ndarray: ...
@@ -148,8 +148,8 @@ class Policy(Protocol):
 class Algorithm(Protocol):
     """A learning algorithm. The learner loop::
 
-        metrics = algorithm.update(sampler.next())
-        if publish_due: source.publish(algorithm.policy_weights())
+    metrics = algorithm.update(sampler.next())
+    if publish_due: source.publish(algorithm.policy_weights())
     """
 
     def update(self, batch: object) -> dict[str, float]: ...

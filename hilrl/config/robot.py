@@ -41,6 +41,8 @@ class RobotConfig:
         if not 0 < self.physics_dt <= 0.05:
             raise ConfigError("physics_dt", self.physics_dt, "must be in (0, 0.05] seconds")
         if self.render_backend not in ("auto", "egl", "osmesa", "glfw"):
-            raise ConfigError("render_backend", self.render_backend, "choose auto, egl, osmesa or glfw")
+            raise ConfigError(
+                "render_backend", self.render_backend, "choose auto, egl, osmesa or glfw"
+            )
         if len(set(self.cameras)) != len(self.cameras):
             raise ConfigError("cameras", self.cameras, "camera names must be unique")

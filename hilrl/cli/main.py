@@ -1,0 +1,132 @@
+"""The ``hilrl`` command: one verb per job, each with its own ``--help``.
+
+Each verb lives in ``hilrl/cli/<module>.py`` with two functions::
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None: ...
+    def run(args: argparse.Namespace) -> int: ...
+
+Modules are imported only when their verb runs, so ``hilrl --help`` stays fast and a
+verb's heavy dependencies (torch, mujoco, grpc) load only when needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hilrl.config.loader import ConfigError
+
+
+@dataclass(frozen=True)
+class Verb:
+    name: str
+    module: str
+    summary: str
+    description: str
+
+
+VERBS: tuple[Verb, ...] = (
+    Verb(
+        "config",
+        "hilrl.cli.config_cmd",
+        "print a resolved config, or every config field with its documentation",
+        "Load a config file plus dotted overrides, validate it, and print the result as "
+        "YAML. With --fields, list every field with its type, default and documentation.",
+    ),
+    Verb(
+        "check-env",
+        "hilrl.cli.check_env",
+        "run gymnasium's env checker on every sim task",
+        "Build each built-in sim task (state-only and with cameras) through make_env and "
+        "run gymnasium.utils.env_checker.check_env on it; prints a pass/fail table.",
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hilrl",
+        description="Human-in-the-loop reinforcement learning for robot manipulators "
+        "(HIL-SERL). Run 'hilrl <verb> --help' for each verb's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="verb", metavar="<verb>")
+    for verb in VERBS:
+        sub.add_parser(verb.name, help=verb.summary, add_help=False)
+    return parser
+
+
+def build_verb_parser(verb: Verb) -> argparse.ArgumentParser:
+    module = importlib.import_module(verb.module)
+    parser = argparse.ArgumentParser(
+        prog=f"hilrl {verb.name}",
+        description=verb.description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    module.add_arguments(parser)
+    return parser
+
+
+def split_overrides(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separate dotted config overrides (``--env.fps=10`` or ``--env.fps 10``) from flags."""
+    plain: list[str] = []
+    overrides: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name = arg[2:].split("=", 1)[0]
+        if arg.startswith("--") and "." in name:
+            if "=" in arg:
+                overrides.append(arg)
+            elif i + 1 < len(args):
+                overrides.append(f"{arg}={args[i + 1]}")
+                i += 1
+            else:
+                overrides.append(arg)
+        else:
+            plain.append(arg)
+        i += 1
+    return plain, overrides
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbs = {v.name: v for v in VERBS}
+    if not args or args[0] in ("-h", "--help"):
+        build_parser().print_help()
+        return 0
+    if args[0] == "--version":
+        from hilrl import __version__
+
+        print(f"hilrl {__version__}")
+        return 0
+    if args[0] not in verbs:
+        build_parser().print_usage(sys.stderr)
+        print(
+            f"hilrl: unknown verb '{args[0]}'; choose one of: {', '.join(verbs)}", file=sys.stderr
+        )
+        return 2
+    verb = verbs[args[0]]
+    parser = build_verb_parser(verb)
+    module = importlib.import_module(verb.module)
+    plain, overrides = split_overrides(args[1:])
+    ns = parser.parse_args(plain)
+    if overrides and not hasattr(ns, "overrides"):
+        parser.error(f"this verb takes no config overrides: {' '.join(overrides)}")
+    ns.overrides = overrides
+    try:
+        return int(module.run(ns) or 0)
+    except ConfigError as exc:
+        print(f"hilrl {verb.name}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hilrl {verb.name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
