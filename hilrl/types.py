@@ -17,10 +17,12 @@ grasp critic learns, as in HIL-SERL).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch only for annotations: robots and tools import this module too
+    import torch
 
 Observation = dict[str, np.ndarray]
 
