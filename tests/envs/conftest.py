@@ -1,0 +1,27 @@
+"""Shared helpers for the env tests: configs sized for the fake robot."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from hilrl.config.env import EnvConfig
+from hilrl.config.robot import RobotConfig
+from hilrl.envs.testing import FakeRobot
+
+FAKE_SHAPE = (48, 64)
+
+
+def fake_config(**overrides: Any) -> EnvConfig:
+    """An EnvConfig whose robot section matches :class:`FakeRobot`'s cameras."""
+    cfg = EnvConfig(robot=RobotConfig(camera_height=FAKE_SHAPE[0], camera_width=FAKE_SHAPE[1]))
+    cfg = replace(cfg, **overrides)
+    cfg.validate()
+    return cfg
+
+
+@pytest.fixture
+def fake_robot() -> FakeRobot:
+    return FakeRobot(image_shape=FAKE_SHAPE)
