@@ -49,7 +49,9 @@ SIM_ARM = ChainSpec(
     name="sim_arm",
     joints=(
         JointSpec("shoulder_pan", (0.0, 0.0, 0.06), axis=(0.0, 0.0, 1.0), lower=-1.92, upper=1.92),
-        JointSpec("shoulder_lift", (0.0, 0.0, 0.045), axis=(0.0, 1.0, 0.0), lower=-1.75, upper=1.75),
+        JointSpec(
+            "shoulder_lift", (0.0, 0.0, 0.045), axis=(0.0, 1.0, 0.0), lower=-1.75, upper=1.75
+        ),
         JointSpec("elbow_flex", (0.0, 0.0, 0.12), axis=(0.0, 1.0, 0.0), lower=-0.3, upper=2.6),
         JointSpec("wrist_flex", (0.0, 0.0, 0.13), axis=(0.0, 1.0, 0.0), lower=-1.8, upper=2.2),
         JointSpec("wrist_roll", (0.0, 0.0, 0.05), axis=(0.0, 0.0, 1.0), lower=-2.8, upper=2.8),
