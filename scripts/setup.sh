@@ -13,7 +13,7 @@ if sys.version_info < (3, 10):
     sys.exit(f"hilrl needs Python >= 3.10, found {sys.version.split()[0]}: set PYTHON=/path/to/python3.11")
 PY
 
-packages=(libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6)
+packages=(libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -43,6 +43,23 @@ VERBS: tuple[Verb, ...] = (
         "Build each built-in sim task (state-only and with cameras) through make_env and "
         "run gymnasium.utils.env_checker.check_env on it; prints a pass/fail table.",
     ),
+    Verb(
+        "teleop",
+        "hilrl.cli.teleop",
+        "drive the sim or a robot with an input device, showing the end-effector pose",
+        "Teleoperate the env of the config with teleop.device (keyboard, gamepad, hid, "
+        "leader, sim, none) in real time at env.fps, printing the end-effector pose "
+        "(x, y, z, roll, pitch, yaw, gripper) every tick; camera frames show in a window "
+        "when a display exists.",
+    ),
+    Verb(
+        "find-limits",
+        "hilrl.cli.find_limits",
+        "teleoperate for a while and print the end-effector or joint ranges as config YAML",
+        "Teleoperate for --seconds while tracking the min / max of the end-effector "
+        "position and orientation (--mode ee) or of every joint (--mode joint), then print "
+        "them as a YAML snippet for a config file (env.workspace for ee, with a margin).",
+    ),
 )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hilrl.config.loader import ConfigError
+from hilrl.config.operator import SimOperatorConfig
 from hilrl.config.robot import RobotConfig
 
 TELEOP_DEVICES = ("keyboard", "gamepad", "hid", "leader", "sim", "none")
@@ -67,6 +68,8 @@ class TeleopConfig:
     """Print the device's controls (and whether intervene is held or toggled) at start."""
     leader: LeaderConfig = field(default_factory=LeaderConfig)
     """Leader-arm settings (device 'leader')."""
+    sim: SimOperatorConfig = field(default_factory=SimOperatorConfig)
+    """Simulated-operator settings (device 'sim': skill, takeover thresholds, trust)."""
 
     def validate(self) -> None:
         if self.device not in TELEOP_DEVICES:

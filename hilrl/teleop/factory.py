@@ -39,10 +39,7 @@ def make_controller(
     if cfg.device == "none":
         return NullController()
     if cfg.device == "sim":
-        raise NotImplementedError(
-            "teleop.device=sim: the simulated operator is not part of this build yet; use "
-            "teleop.device=none to train without interventions, or a human device"
-        )
+        return _sim_operator(cfg, env, follower)
     if env is not None and env.gym_id is not None:
         raise TeleopError(
             f"teleop.device={cfg.device} drives a robot arm, but env.gym_id={env.gym_id!r} "
@@ -180,3 +177,19 @@ def _leader(
         show_hint=cfg.show_hint,
         out=out,
     )
+
+
+def _sim_operator(
+    cfg: TeleopConfig, env: EnvConfig | None, follower: Robot | None
+) -> InputController:
+    """The simulated operator: it reads the sim's ground truth through ``follower``."""
+    from hilrl.core import SimTask
+    from hilrl.teleop.sim_operator import make_sim_operator
+
+    if env is None or not isinstance(follower, SimTask):
+        raise TeleopError(
+            "teleop.device=sim needs the simulated robot (env.robot.type=sim) and its env "
+            "config: the simulated operator reads the sim's ground truth; on a real robot "
+            "use keyboard, gamepad, hid or leader"
+        )
+    return make_sim_operator(cfg.sim, follower, env)

@@ -79,9 +79,17 @@ def test_none_never_intervenes() -> None:
     ctrl.stop()
 
 
-def test_sim_is_not_implemented_yet() -> None:
-    with pytest.raises(NotImplementedError, match="simulated operator"):
+def test_sim_operator_needs_the_sim_robot_and_is_built_with_it() -> None:
+    from hilrl.config.env import EnvConfig
+    from hilrl.robots.sim import SimArm
+    from hilrl.teleop.sim_operator import SimulatedOperator
+
+    with pytest.raises(TeleopError, match="simulated robot"):
         make_controller(teleop("--device=sim"))
+    env_cfg = EnvConfig()
+    robot = SimArm(env_cfg.robot)
+    ctrl = make_controller(teleop("--device=sim"), env=env_cfg, follower=robot)
+    assert isinstance(ctrl, SimulatedOperator) and isinstance(ctrl, InputController)
 
 
 def test_keyboard_backends(monkeypatch: pytest.MonkeyPatch) -> None:

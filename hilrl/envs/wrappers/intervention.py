@@ -10,7 +10,9 @@ float32; the one to store in the replay buffer), ``success`` and ``discrete_pena
 ``event_quit``. A success event ends the episode as a success (reward 1.0, terminated),
 failure ends it as a failure (reward 0.0, terminated), rerecord and quit truncate it.
 The controller's ``start`` / ``stop`` belong to whoever owns it; ``reset`` is called here
-at each episode start.
+at each episode start, and an optional ``end_episode(success)`` when an episode ends (the
+env resets the task before the next ``reset``, so this is the controller's only chance to
+see the outcome).
 """
 
 from __future__ import annotations
@@ -89,10 +91,14 @@ class InterventionWrapper(gym.Wrapper[Observation, np.ndarray, Observation, np.n
         if events.success:
             reward, terminated = 1.0, True
             info["success"] = True
-        elif events.failure:
+        elif events.failure and not info["success"]:
+            # A ground-truth success in the same tick wins over the operator's failure.
             reward, terminated = 0.0, True
-            info["success"] = False
         if events.rerecord or events.quit:
             truncated = True
+        if (terminated or truncated) and self.controller is not None:
+            end_episode = getattr(self.controller, "end_episode", None)
+            if callable(end_episode):
+                end_episode(bool(info["success"]))
         self._obs, self._info = obs, info
         return obs, reward, terminated, truncated, info

@@ -1,0 +1,172 @@
+"""Actor <-> learner transport settings: address, security, deadlines, batching, spooling.
+
+One config serves both ends: the learner binds to ``host:port`` and the actor connects to
+it. Defaults are safe for one machine (loopback only, no exposure); to run the actor on a
+robot computer and the learner on a GPU box, set ``host`` and turn on TLS and/or a token.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from hilrl.config.loader import ConfigError
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class TransportConfig:
+    host: str = "127.0.0.1"
+    """Learner: address to bind (0.0.0.0 exposes it on every interface). Actor: learner's address."""
+    port: int = 50051
+    """TCP port of the learner's gRPC service (learner only: 0 picks a free port, see LearnerServer.port)."""
+    tls: bool = False
+    """Encrypt the connection with TLS (needed whenever the learner is reachable beyond loopback)."""
+    tls_cert: str = ""
+    """PEM certificate of this process: the learner's server certificate, or the actor's client certificate for mutual TLS."""
+    tls_key: str = ""
+    """PEM private key that belongs to tls_cert."""
+    tls_ca: str = ""
+    """PEM CA bundle to verify the peer: the actor checks the learner with it; on the learner it turns on mutual TLS (client certificates required)."""
+    tls_server_name: str = ""
+    """Actor: host name to expect in the learner's certificate when it differs from host (e.g. 'localhost')."""
+    token: str = ""
+    """Shared secret every call must carry; prefer token_file so it stays out of shell history."""
+    token_file: str = ""
+    """File holding the shared token (first line, whitespace stripped)."""
+    allow_insecure: bool = False
+    """Let the learner listen beyond loopback with neither TLS nor a token (anyone on the network can then feed it data)."""
+    handshake_timeout_s: float = 5.0
+    """Deadline of the handshake call; a stalled or missing learner fails fast and is retried."""
+    ack_timeout_s: float = 15.0
+    """Actor: if sent messages stay unacknowledged this long, drop the stream and reconnect."""
+    keepalive_time_s: float = 10.0
+    """Interval of HTTP/2 keepalive pings on both ends (detects dead Wi-Fi links)."""
+    keepalive_timeout_s: float = 5.0
+    """A connection whose keepalive ping is not answered within this time is closed."""
+    chunk_bytes: int = 4 * MIB
+    """Payloads larger than this travel in several frames of at most this many bytes."""
+    max_message_bytes: int = 8 * MIB
+    """gRPC cap on one received frame; must exceed chunk_bytes plus the header."""
+    max_payload_bytes: int = 256 * MIB
+    """Hard cap on a reassembled payload (a transition batch or a weight set); larger ones are refused."""
+    batch_size: int = 32
+    """Actor: send a batch as soon as this many transitions are waiting (each observation travels once per batch, so larger batches cost fewer bytes)."""
+    flush_interval_s: float = 1.0
+    """Actor: send waiting transitions at least this often, even if the batch is not full."""
+    max_inflight_messages: int = 8
+    """Actor: messages sent but not yet acknowledged before it waits for acks (flow control window)."""
+    memory_backlog_messages: int = 64
+    """Actor: unacknowledged messages kept in memory; older ones go to the disk spool."""
+    max_pending_transitions: int = 20_000
+    """Actor: transitions waiting to be batched; beyond this put_transitions drops (and counts) them instead of blocking the control loop."""
+    spool_dir: str = "~/.cache/hilrl/spool"
+    """Actor: folder for messages not yet acknowledged (resent after a reconnect or a restart); empty keeps them in memory only."""
+    spool_max_bytes: int = 4096 * MIB
+    """Actor: disk cap of the spool; past it the oldest spooled messages are dropped (and counted)."""
+    backoff_initial_s: float = 0.2
+    """Actor: first reconnection delay; it doubles after each failure."""
+    backoff_max_s: float = 5.0
+    """Actor: longest reconnection delay."""
+    backoff_jitter: float = 0.2
+    """Actor: random fraction added to or removed from each delay, so many actors do not reconnect in step."""
+    close_timeout_s: float = 10.0
+    """Actor: how long close() waits for acknowledgements before spooling the rest."""
+    ingest_queue_messages: int = 64
+    """Learner: received messages waiting for the ingest thread; when full, readers stop reading (backpressure)."""
+    max_actors: int = 16
+    """Learner: actors served at once; more are refused with a retryable reason."""
+
+    def validate(self) -> None:
+        if not self.host:
+            raise ConfigError("host", self.host, "must not be empty")
+        if not 0 <= self.port < 65536:
+            raise ConfigError("port", self.port, "must be in 0..65535")
+        if self.token and self.token_file:
+            raise ConfigError("token", "<hidden>", "set token or token_file, not both")
+        if self.token_file and not Path(self.token_file).expanduser().is_file():
+            raise ConfigError("token_file", self.token_file, "file not found")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError(
+                "tls_key" if self.tls_cert else "tls_cert", "", "tls_cert and tls_key go together"
+            )
+        for name in ("tls_cert", "tls_key", "tls_ca"):
+            path = getattr(self, name)
+            if path and not self.tls:
+                raise ConfigError(name, path, "set tls: true to use TLS files")
+            if path and not Path(path).expanduser().is_file():
+                raise ConfigError(name, path, "file not found")
+        positive = (
+            "handshake_timeout_s",
+            "ack_timeout_s",
+            "keepalive_time_s",
+            "keepalive_timeout_s",
+            "flush_interval_s",
+            "backoff_initial_s",
+            "backoff_max_s",
+            "close_timeout_s",
+        )
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(name, getattr(self, name), "must be > 0")
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ConfigError("backoff_max_s", self.backoff_max_s, "must be >= backoff_initial_s")
+        if not 0 <= self.backoff_jitter < 1:
+            raise ConfigError("backoff_jitter", self.backoff_jitter, "must be in [0, 1)")
+        counts = (
+            "batch_size",
+            "max_inflight_messages",
+            "memory_backlog_messages",
+            "max_pending_transitions",
+            "ingest_queue_messages",
+            "max_actors",
+        )
+        for name in counts:
+            if getattr(self, name) < 1:
+                raise ConfigError(name, getattr(self, name), "must be >= 1")
+        if self.chunk_bytes < 1024:
+            raise ConfigError("chunk_bytes", self.chunk_bytes, "must be >= 1024")
+        if self.max_message_bytes < self.chunk_bytes + 64 * 1024:
+            raise ConfigError(
+                "max_message_bytes",
+                self.max_message_bytes,
+                "must be >= chunk_bytes + 65536 (room for the header)",
+            )
+        if self.max_payload_bytes < self.chunk_bytes:
+            raise ConfigError("max_payload_bytes", self.max_payload_bytes, "must be >= chunk_bytes")
+        if self.spool_max_bytes < 1:
+            raise ConfigError("spool_max_bytes", self.spool_max_bytes, "must be >= 1")
+        if self.memory_backlog_messages < self.max_inflight_messages:
+            raise ConfigError(
+                "memory_backlog_messages",
+                self.memory_backlog_messages,
+                "must be >= max_inflight_messages",
+            )
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when ``host`` names this machine only (127.0.0.0/8, ::1 or localhost)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def address(self) -> str:
+        """``host:port`` as gRPC expects it (IPv6 literals in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{host}:{self.port}"
+
+    def read_token(self) -> str:
+        """The shared token from ``token`` or ``token_file``; empty when auth is off."""
+        if self.token_file:
+            lines = Path(self.token_file).expanduser().read_text().splitlines()
+            token = lines[0].strip() if lines else ""
+            if not token:
+                raise ConfigError("token_file", self.token_file, "file is empty")
+            return token
+        return self.token
