@@ -60,6 +60,41 @@ VERBS: tuple[Verb, ...] = (
         "position and orientation (--mode ee) or of every joint (--mode joint), then print "
         "them as a YAML snippet for a config file (env.workspace for ee, with a margin).",
     ),
+    Verb(
+        "record",
+        "hilrl.cli.record",
+        "record operator episodes into a LeRobot dataset",
+        "Run the env in record mode with teleop.device driving and save every episode "
+        "(state, cameras, executed action, reward, done / truncated, intervention flag, "
+        "gripper penalty) into dataset.root, one atomic commit per episode. Operator events: "
+        "success / failure end an episode, re-record discards it and records it again, "
+        "quit stops. --resume appends to an existing dataset.",
+    ),
+    Verb(
+        "replay",
+        "hilrl.cli.replay",
+        "replay a recorded episode's actions on the sim or a robot",
+        "Reset the env as when the episode was recorded and execute its actions at the "
+        "dataset's fps (real time; --fast steps the sim as fast as it can), printing how "
+        "far the replayed state is from the recorded one.",
+    ),
+    Verb(
+        "crop-roi",
+        "hilrl.cli.crop_roi",
+        "crop and resize a dataset's camera images into a new dataset",
+        "Choose a rectangle per camera (an OpenCV window when a display exists, or --roi "
+        "camera=top,left,height,width), write a new dataset with every camera cropped and "
+        "resized (--resize H,W), episode by episode, and print the env.images config that "
+        "applies the same crop to live observations.",
+    ),
+    Verb(
+        "view",
+        "hilrl.cli.view",
+        "look at a dataset frame by frame (rerun, or an mp4 and a contact sheet)",
+        "Show cameras, state, action, reward and intervention of each frame: in rerun when "
+        "rerun-sdk is installed, otherwise as one mp4 per episode (cameras side by side "
+        "with a reward / intervention strip) and a PNG contact sheet, written to --out.",
+    ),
 )
 
 

@@ -236,9 +236,7 @@ def test_success_event_is_sent_once_and_ends_the_episode() -> None:
 
 def test_failure_event_on_the_last_tick_of_a_timed_out_episode() -> None:
     cfg = _env_cfg(episode_time_s=1.0)
-    op_cfg = SimOperatorConfig(
-        seed=0, rescue=False, budget_steps=0, label_failure_on_timeout=True
-    )
+    op_cfg = SimOperatorConfig(seed=0, rescue=False, budget_steps=0, label_failure_on_timeout=True)
     episodes, operator = _run(cfg, op_cfg, _still_agent, range(1))
     ep = episodes[0]
     assert len(ep.infos) == cfg.max_episode_steps
