@@ -1,0 +1,45 @@
+"""The two faces of a transport, whichever carries the data (gRPC or in-process queues).
+
+The launcher picks one; the actor loop only sees an :class:`ActorEndpoint` (a
+TransitionSink and ParameterSource), the learner loop only a :class:`LearnerEndpoint`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from hilrl.core import ParameterSource, TransitionSink
+
+
+@runtime_checkable
+class ActorEndpoint(TransitionSink, ParameterSource, Protocol):
+    """What an actor holds: put data, get weights, flush and close."""
+
+    def wait_for_weights(
+        self, newer_than: int, timeout_s: float
+    ) -> tuple[int, dict[str, np.ndarray]] | None: ...
+
+    def flush(self, timeout_s: float) -> bool: ...
+
+    def close(self, timeout_s: float | None = None) -> bool: ...
+
+
+@runtime_checkable
+class LearnerEndpoint(Protocol):
+    """What a learner holds: ingest callbacks (given at construction) and these calls."""
+
+    def publish_weights(self, weights: Mapping[str, np.ndarray], version: int) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+    def ingest_paused(self) -> AbstractContextManager[None]: ...
+
+    def wait_idle(self, timeout_s: float) -> bool: ...
+
+    def stop(self) -> None: ...

@@ -1,0 +1,159 @@
+from collections.abc import Iterable as _Iterable
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar
+
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KIND_UNSPECIFIED: _ClassVar[Kind]
+    KIND_TRANSITIONS: _ClassVar[Kind]
+    KIND_EPISODE: _ClassVar[Kind]
+    KIND_WEIGHTS: _ClassVar[Kind]
+
+KIND_UNSPECIFIED: Kind
+KIND_TRANSITIONS: Kind
+KIND_EPISODE: Kind
+KIND_WEIGHTS: Kind
+
+class HandshakeRequest(_message.Message):
+    __slots__ = ("actor_id", "arch_hash", "client_info", "run_id", "schema_version")
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ARCH_HASH_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_INFO_FIELD_NUMBER: _ClassVar[int]
+    actor_id: str
+    run_id: str
+    schema_version: int
+    arch_hash: str
+    client_info: str
+    def __init__(
+        self,
+        actor_id: str | None = ...,
+        run_id: str | None = ...,
+        schema_version: int | None = ...,
+        arch_hash: str | None = ...,
+        client_info: str | None = ...,
+    ) -> None: ...
+
+class HandshakeReply(_message.Message):
+    __slots__ = (
+        "accepted",
+        "chunk_bytes",
+        "last_accepted_sequence",
+        "last_acked_sequence",
+        "learner_run_id",
+        "max_payload_bytes",
+        "reason",
+        "retryable",
+        "schema_version",
+        "session_id",
+    )
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RETRYABLE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LEARNER_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LAST_ACKED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    MAX_PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LAST_ACCEPTED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    reason: str
+    retryable: bool
+    session_id: str
+    learner_run_id: str
+    schema_version: int
+    last_acked_sequence: int
+    max_payload_bytes: int
+    chunk_bytes: int
+    last_accepted_sequence: int
+    def __init__(
+        self,
+        accepted: bool | None = ...,
+        reason: str | None = ...,
+        retryable: bool | None = ...,
+        session_id: str | None = ...,
+        learner_run_id: str | None = ...,
+        schema_version: int | None = ...,
+        last_acked_sequence: int | None = ...,
+        max_payload_bytes: int | None = ...,
+        chunk_bytes: int | None = ...,
+        last_accepted_sequence: int | None = ...,
+    ) -> None: ...
+
+class Frame(_message.Message):
+    __slots__ = (
+        "actor_id",
+        "checksum",
+        "chunk_count",
+        "chunk_index",
+        "data",
+        "kind",
+        "payload_length",
+        "schema_version",
+        "sequence",
+    )
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    CHECKSUM_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    kind: Kind
+    schema_version: int
+    actor_id: str
+    sequence: int
+    payload_length: int
+    checksum: int
+    chunk_index: int
+    chunk_count: int
+    data: bytes
+    def __init__(
+        self,
+        kind: Kind | str | None = ...,
+        schema_version: int | None = ...,
+        actor_id: str | None = ...,
+        sequence: int | None = ...,
+        payload_length: int | None = ...,
+        checksum: int | None = ...,
+        chunk_index: int | None = ...,
+        chunk_count: int | None = ...,
+        data: bytes | None = ...,
+    ) -> None: ...
+
+class Ack(_message.Message):
+    __slots__ = ("acked_through", "rejected")
+    ACKED_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    acked_through: int
+    rejected: _containers.RepeatedCompositeFieldContainer[Rejection]
+    def __init__(
+        self,
+        acked_through: int | None = ...,
+        rejected: _Iterable[Rejection | _Mapping] | None = ...,
+    ) -> None: ...
+
+class Rejection(_message.Message):
+    __slots__ = ("reason", "sequence")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    reason: str
+    def __init__(self, sequence: int | None = ..., reason: str | None = ...) -> None: ...
+
+class ParameterRequest(_message.Message):
+    __slots__ = ("have_version",)
+    HAVE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    have_version: int
+    def __init__(self, have_version: int | None = ...) -> None: ...
