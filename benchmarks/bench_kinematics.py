@@ -2,7 +2,7 @@
 
 Baselines measured in the same run: a naive FK that builds each joint's 4x4 transform from the
 spec on every call (what a straightforward URDF walker does), and a loop of single FK calls for
-the batched version. Run: ``.venv/bin/python benchmarks/kinematics_bench.py``.
+the batched version. Run: ``.venv/bin/python benchmarks/bench_kinematics.py``.
 """
 
 from __future__ import annotations
