@@ -103,7 +103,8 @@ class Batch(NamedTuple):
 
     ``observations`` / ``next_observations`` map the observation keys to tensors with a
     leading batch dimension. ``terminated`` is 1.0 only for true terminations: time-limit
-    truncations bootstrap from ``next_observations``.
+    truncations bootstrap from ``next_observations``. With n-step returns, ``rewards`` holds
+    the discounted k-step sum and ``bootstrap_discount`` the matching gamma^k per row.
     """
 
     observations: dict[str, torch.Tensor]
@@ -113,3 +114,5 @@ class Batch(NamedTuple):
     terminated: torch.Tensor
     discrete_penalties: torch.Tensor
     is_intervention: torch.Tensor
+    bootstrap_discount: torch.Tensor | None = None
+    """Per-row discount of the bootstrap term (gamma^k for k-step returns); None: one step."""

@@ -1,0 +1,431 @@
+"""Soft actor-critic with the HIL-SERL recipe (RLPD-style), as an :class:`Algorithm`.
+
+One ``update(batch)`` call::
+
+    for each of the utd_ratio chunks of the batch (non-finite chunks are skipped):
+        latents  = encoder(obs)            (gradients: critic optimiser owns the encoder)
+        latents' = encoder(next_obs)       (no gradients)
+        critic step      (target: min over M of N target critics, entropy backup)
+        grasp step       (double DQN on detached latents; reward + gripper penalty)
+        polyak update of the target critics / target grasp critic
+    every policy_update_freq calls: actor step + temperature step on the last chunk's
+    detached latents (DrQ: the actor never moves the encoder)
+
+Metrics are accumulated as tensors and turned into floats once per call, so the GPU
+is never synchronised per step. The module does no logging.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hilrl.algorithms import losses
+from hilrl.algorithms.state import (
+    TensorState,
+    load_module_tensors,
+    load_optimizer_tensors,
+    module_tensors,
+    optimizer_tensors,
+)
+from hilrl.config.learner import EncoderConfig, SACConfig
+from hilrl.config.loader import to_dict
+from hilrl.policies.encoder import ObservationSpec
+from hilrl.policies.networks import CriticEnsemble, gripper_index_torch
+from hilrl.policies.sac_policy import ActionSpec, PolicyNetworks, policy_weights
+from hilrl.types import Batch
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class SAC:
+    """SAC learner: networks, target networks, optimisers, temperature, counters."""
+
+    def __init__(
+        self,
+        obs_spec: ObservationSpec,
+        action_spec: ActionSpec,
+        cfg: SACConfig | None = None,
+        encoder_cfg: EncoderConfig | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.cfg = cfg = cfg or SACConfig()
+        self.encoder_cfg = encoder_cfg = encoder_cfg or EncoderConfig()
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.obs_spec = obs_spec
+        self.action_spec = action_spec
+        self.nets = PolicyNetworks(obs_spec, action_spec, encoder_cfg, cfg).to(self.device)
+        self.cont_dim = self.nets.continuous_dim
+        latent = self.nets.encoder.out_dim
+        hidden = tuple(cfg.hidden_dims)
+        self.critic = CriticEnsemble(
+            latent, self.cont_dim, hidden, cfg.num_critics, cfg.activation, cfg.critic_layer_norm
+        ).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.grasp_target = None
+        if self.nets.grasp_critic is not None:
+            self.grasp_target = copy.deepcopy(self.nets.grasp_critic).requires_grad_(False)
+        self.log_alpha = nn.Parameter(
+            torch.tensor(math.log(cfg.initial_temperature), device=self.device)
+        )
+        self.target_entropy = (
+            cfg.target_entropy if cfg.target_entropy is not None else -self.cont_dim / 2.0
+        )
+        self.num_target = cfg.num_target_critics or cfg.num_critics
+
+        # Each parameter belongs to exactly one optimiser (reference defect 6): the critic
+        # optimiser owns the shared encoder; actor and grasp critic see detached latents.
+        self._critic_params = self.nets.encoder.trainable_parameters() + list(
+            self.critic.parameters()
+        )
+        self._actor_params = list(self.nets.actor.parameters())
+        self._grasp_params = (
+            list(self.nets.grasp_critic.parameters()) if self.nets.grasp_critic else []
+        )
+        self.critic_opt = self._adam(self._critic_params, cfg.critic_lr)
+        self.actor_opt = self._adam(self._actor_params, cfg.actor_lr)
+        self.temperature_opt = self._adam([self.log_alpha], cfg.temperature_lr)
+        self.grasp_opt = (
+            self._adam(self._grasp_params, cfg.grasp_critic_lr) if self._grasp_params else None
+        )
+        self._targets: list[torch.Tensor] = list(self.critic_target.parameters())
+        self._sources: list[torch.Tensor] = list(self.critic.parameters())
+        if self.grasp_target is not None:
+            self._targets += list(self.grasp_target.parameters())
+            self._sources += self._grasp_params
+
+        self.update_calls = 0
+        self.critic_steps = 0
+        self.actor_steps = 0
+        self.skipped_batches = 0
+        self.nets.train()
+        self.critic.train()
+
+    def _adam(self, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        fused = self.cfg.fused_optimizer and self.device.type in ("cpu", "cuda")
+        if fused:
+            return torch.optim.Adam(params, lr=lr, fused=True)
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+    @property
+    def temperature(self) -> float:
+        return float(self.log_alpha.detach().exp())
+
+    # ------------------------------------------------------------------ update
+
+    def update(self, batch: object) -> dict[str, float]:
+        """utd_ratio critic steps, then (every policy_update_freq calls) one actor step.
+
+        ``batch``: one batch of ``utd_ratio x B`` rows (split into utd_ratio chunks) or a
+        sequence of batches (one critic step each).
+        """
+        chunks = self._chunks(batch)
+        finite = self._finite_flags(chunks)
+        acc: dict[str, list[torch.Tensor]] = {}
+        latents = None
+        skipped = 0
+        with self._autocast():
+            for chunk, ok in zip(chunks, finite):
+                if not ok:
+                    skipped += 1
+                    continue
+                latents = self._critic_step(chunk, acc)
+            self.skipped_batches += skipped
+            self.update_calls += 1
+            if latents is not None and self.update_calls % self.cfg.policy_update_freq == 0:
+                self._actor_step(latents.detach(), acc)
+        metrics = _reduce(acc)
+        metrics["skipped_batches"] = float(skipped)
+        metrics["skipped_batches_total"] = float(self.skipped_batches)
+        metrics["temperature"] = metrics.get("temperature", self.temperature)
+        return metrics
+
+    def _autocast(self) -> torch.autocast:
+        """bf16 autocast when configured: matmuls/convs in bf16, the rest in fp32."""
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"
+        )
+
+    def _chunks(self, batch: object) -> list[Any]:
+        if isinstance(batch, Sequence) and not isinstance(batch, tuple):
+            return list(batch)
+        rows = int(batch.actions.shape[0])  # type: ignore[attr-defined]
+        n = self.cfg.utd_ratio
+        if rows % n:
+            raise ValueError(f"batch has {rows} rows, not a multiple of utd_ratio={n}")
+        if n == 1:
+            return [batch]
+        size = rows // n
+        return [_slice_batch(batch, i * size, (i + 1) * size) for i in range(n)]
+
+    def _finite_flags(self, chunks: list[Any]) -> list[bool]:
+        """Per chunk: are all float inputs finite? One host sync for the whole call."""
+        flags = []
+        for c in chunks:
+            parts = [c.actions, c.rewards, c.terminated, c.discrete_penalties]
+            parts += [t for t in c.observations.values() if t.is_floating_point()]
+            parts += [t for t in c.next_observations.values() if t.is_floating_point()]
+            disc = getattr(c, "bootstrap_discount", None)
+            if disc is not None:
+                parts.append(disc)
+            flags.append(torch.stack([torch.isfinite(p).all() for p in parts]).all())
+        return [bool(f) for f in torch.stack(flags).cpu().tolist()]
+
+    def _discount(self, b: Any) -> torch.Tensor | float:
+        disc = getattr(b, "bootstrap_discount", None)
+        if disc is not None:
+            return disc  # type: ignore[no-any-return]
+        if self.cfg.n_step > 1:
+            raise ValueError(
+                f"sac.n_step={self.cfg.n_step} needs batches with bootstrap_discount (sample with n_step)"
+            )
+        return self.cfg.discount
+
+    def _critic_step(self, b: Batch, acc: dict[str, list[torch.Tensor]]) -> torch.Tensor:
+        cfg = self.cfg
+        latents, next_latents = self.nets.encoder.forward_pair(b.observations, b.next_observations)
+        discount = self._discount(b)
+        alpha = self.log_alpha.detach().exp()
+        with torch.no_grad():
+            next_actions, next_log_prob = self.nets.actor.sample(next_latents)
+            next_q = self.critic_target(next_latents, next_actions).float()
+            if self.num_target < cfg.num_critics:
+                idx = torch.randperm(cfg.num_critics)[: self.num_target].to(self.device)
+                next_q = next_q.index_select(0, idx)
+            target = losses.critic_target(
+                next_q, next_log_prob, b.rewards, b.terminated, discount, alpha, cfg.backup_entropy
+            )
+        q = self.critic(latents, b.actions[:, : self.cont_dim]).float()
+        loss = losses.critic_loss(q, target)
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = self._clip(self._critic_params)
+        self.critic_opt.step()
+        _add(
+            acc,
+            critic_loss=loss.detach(),
+            q_mean=q.detach().mean(),
+            target_mean=target.mean(),
+            critic_grad_norm=gnorm,
+        )
+
+        if self.grasp_opt is not None:
+            self._grasp_step(b, latents.detach(), next_latents, discount, acc)
+        torch._foreach_lerp_(self._targets, self._sources, cfg.tau)
+        self.critic_steps += 1
+        return latents
+
+    def _grasp_step(
+        self,
+        b: Batch,
+        latents: torch.Tensor,
+        next_latents: torch.Tensor,
+        discount: torch.Tensor | float,
+        acc: dict[str, list[torch.Tensor]],
+    ) -> None:
+        assert (
+            self.nets.grasp_critic is not None
+            and self.grasp_target is not None
+            and self.grasp_opt is not None
+        )
+        with torch.no_grad():
+            target = losses.grasp_critic_target(
+                self.nets.grasp_critic(next_latents).float(),
+                self.grasp_target(next_latents).float(),
+                b.rewards,
+                b.discrete_penalties,
+                b.terminated,
+                discount,
+            )
+        q = self.nets.grasp_critic(latents).float()
+        loss = losses.grasp_critic_loss(q, gripper_index_torch(b.actions[:, -1]), target)
+        self.grasp_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = self._clip(self._grasp_params)
+        self.grasp_opt.step()
+        _add(
+            acc,
+            grasp_critic_loss=loss.detach(),
+            grasp_q_mean=q.detach().mean(),
+            grasp_grad_norm=gnorm,
+        )
+
+    def _actor_step(self, latents: torch.Tensor, acc: dict[str, list[torch.Tensor]]) -> None:
+        actions, log_prob = self.nets.actor.sample(latents)
+        q = self.critic(latents, actions).float()
+        alpha = self.log_alpha.detach().exp()
+        loss = losses.actor_loss(log_prob, q, alpha)
+        self.actor_opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=self._actor_params)  # the critic's parameters get no gradient
+        gnorm = self._clip(self._actor_params)
+        self.actor_opt.step()
+
+        t_loss = losses.temperature_loss(self.log_alpha, log_prob, self.target_entropy)
+        self.temperature_opt.zero_grad(set_to_none=True)
+        t_loss.backward()
+        self.temperature_opt.step()
+        self.actor_steps += 1
+        _add(
+            acc,
+            actor_loss=loss.detach(),
+            actor_grad_norm=gnorm,
+            entropy=-log_prob.detach().mean(),
+            temperature_loss=t_loss.detach(),
+            temperature=self.log_alpha.detach().exp(),
+        )
+
+    def _clip(self, params: list[nn.Parameter]) -> torch.Tensor:
+        if self.cfg.grad_clip_norm > 0:
+            return nn.utils.clip_grad_norm_(params, self.cfg.grad_clip_norm, foreach=True)
+        return torch.zeros((), device=self.device)
+
+    # ------------------------------------------------------------ weights / state
+
+    def policy_weights(self) -> dict[str, np.ndarray]:
+        """Only what the actor needs (encoder, actor, grasp critic), as numpy arrays."""
+        return policy_weights(self.nets)
+
+    def architecture(self) -> dict[str, list[int]]:
+        """Name -> shape of every network tensor: what a checkpoint must match."""
+        return {k: list(v.shape) for k, v in self._network_tensors().items()}
+
+    def architecture_config(self) -> dict[str, object]:
+        """Config and specs that shape the networks without always changing tensor shapes."""
+        structural = (
+            "hidden_dims",
+            "activation",
+            "critic_layer_norm",
+            "num_critics",
+            "use_grasp_critic",
+        )
+        sac = {k: v for k, v in to_dict(self.cfg).items() if k in structural}
+        enc = to_dict(self.encoder_cfg)
+        enc.pop("pretrained", None)
+        enc.pop("channels_last", None)
+        return {
+            "sac": sac,
+            "encoder": enc,
+            "obs_spec": self.obs_spec.to_json(),
+            "action_spec": {
+                "dim": self.action_spec.dim,
+                "has_gripper": self.action_spec.has_gripper,
+            },
+        }
+
+    def _network_tensors(self) -> TensorState:
+        tensors = module_tensors(self.nets, "nets.")
+        tensors.update(module_tensors(self.critic, "critic."))
+        tensors.update(module_tensors(self.critic_target, "critic_target."))
+        if self.grasp_target is not None:
+            tensors.update(module_tensors(self.grasp_target, "grasp_target."))
+        tensors["log_alpha"] = self.log_alpha.detach()
+        return tensors
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        opts = {
+            "critic": self.critic_opt,
+            "actor": self.actor_opt,
+            "temperature": self.temperature_opt,
+        }
+        if self.grasp_opt is not None:
+            opts["grasp"] = self.grasp_opt
+        return opts
+
+    def state_dict(self) -> dict[str, object]:
+        """``{"tensors": {...}, "meta": {...}}``: networks, optimisers, counters, config."""
+        tensors = self._network_tensors()
+        opt_meta = {}
+        for name, opt in self._optimizers().items():
+            t, m = optimizer_tensors(opt, f"optim.{name}.")
+            tensors.update(t)
+            opt_meta[name] = m
+        meta = {
+            "counters": {
+                "update_calls": self.update_calls,
+                "critic_steps": self.critic_steps,
+                "actor_steps": self.actor_steps,
+                "skipped_batches": self.skipped_batches,
+            },
+            "optimizers": opt_meta,
+            "architecture": self.architecture(),
+            "config": {"sac": to_dict(self.cfg), "encoder": to_dict(self.encoder_cfg)},
+            "obs_spec": self.obs_spec.to_json(),
+            "action_spec": {
+                "dim": self.action_spec.dim,
+                "has_gripper": self.action_spec.has_gripper,
+            },
+        }
+        return {"tensors": tensors, "meta": meta}
+
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
+        """Strict restore; raises naming the first mismatching tensor or counter."""
+        tensors = state["tensors"]
+        meta = state["meta"]
+        assert isinstance(tensors, Mapping) and isinstance(meta, Mapping)
+        own = self.architecture()
+        saved = meta.get("architecture", {})
+        for name in sorted(set(own) | set(saved)):
+            if name not in saved:
+                raise KeyError(
+                    f"parameter '{name}' is missing from the saved state (architecture differs)"
+                )
+            if name not in own:
+                raise KeyError(
+                    f"saved parameter '{name}' does not exist in this model (architecture differs)"
+                )
+            if list(saved[name]) != own[name]:
+                raise ValueError(
+                    f"parameter '{name}' has shape {saved[name]} in the saved state but {own[name]} here"
+                )
+        load_module_tensors(self.nets, tensors, "nets.")
+        load_module_tensors(self.critic, tensors, "critic.")
+        load_module_tensors(self.critic_target, tensors, "critic_target.")
+        if self.grasp_target is not None:
+            load_module_tensors(self.grasp_target, tensors, "grasp_target.")
+        with torch.no_grad():
+            self.log_alpha.copy_(tensors["log_alpha"])
+        for name, opt in self._optimizers().items():
+            load_optimizer_tensors(opt, tensors, meta["optimizers"][name], f"optim.{name}.")
+        counters = meta["counters"]
+        self.update_calls = int(counters["update_calls"])
+        self.critic_steps = int(counters["critic_steps"])
+        self.actor_steps = int(counters["actor_steps"])
+        self.skipped_batches = int(counters["skipped_batches"])
+        self.nets.train()
+
+
+def _slice_batch(b: Any, start: int, stop: int) -> Any:
+    """Rows [start, stop) of a Batch-like NamedTuple (dict fields sliced per key)."""
+    fields: list[object] = []
+    for value in b:
+        if isinstance(value, dict):
+            fields.append({k: v[start:stop] for k, v in value.items()})
+        elif isinstance(value, torch.Tensor):
+            fields.append(value[start:stop])
+        else:
+            fields.append(value)
+    return type(b)(*fields)
+
+
+def _add(acc: dict[str, list[torch.Tensor]], **values: torch.Tensor) -> None:
+    for k, v in values.items():
+        acc.setdefault(k, []).append(v)
+
+
+def _reduce(acc: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+    """Mean of each metric, with a single device-to-host transfer."""
+    if not acc:
+        return {}
+    names = list(acc)
+    means = torch.stack([torch.stack(acc[n]).float().mean() for n in names]).cpu().tolist()
+    return dict(zip(names, means))

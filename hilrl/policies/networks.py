@@ -1,0 +1,164 @@
+"""Actor, critic ensemble and grasp critic heads. They all read encoder latents.
+
+The critic ensemble is one batched computation: weights are stacked along a leading
+head dimension and every layer is a single batched matmul, so N critics cost about as
+much Python and kernel-launch overhead as one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hilrl.types import GRIPPER_THRESHOLD
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+}
+LOG2 = math.log(2.0)
+
+
+def activation(name: str) -> nn.Module:
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]()
+
+
+def mlp(in_dim: int, hidden: tuple[int, ...], act: str, layer_norm: bool) -> nn.Sequential:
+    """Hidden layers only (Linear [-> LayerNorm] -> activation); callers add their output."""
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers.append(nn.Linear(in_dim, h))
+        if layer_norm:
+            layers.append(nn.LayerNorm(h))
+        layers.append(activation(act))
+        in_dim = h
+    return nn.Sequential(*layers)
+
+
+class EnsembleLinear(nn.Module):
+    """N independent linear layers applied in one batched matmul.
+
+    Input ``(B, in)`` (shared by all heads) or ``(N, B, in)``; output ``(N, B, out)``.
+    Each head is initialised like ``nn.Linear`` (uniform in +-1/sqrt(in)).
+    """
+
+    def __init__(self, num: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)
+        self.weight = nn.Parameter(torch.empty(num, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(num, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return torch.matmul(x, self.weight) + self.bias
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleLayerNorm(nn.Module):
+    """LayerNorm with a separate affine transform per head: ``(N, B, D)``."""
+
+    def __init__(self, num: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num, 1, dim))
+        self.bias = nn.Parameter(torch.zeros(num, 1, dim))
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.bias, F.layer_norm(x, (self.dim,)), self.weight)
+
+
+class CriticEnsemble(nn.Module):
+    """Q(s, a) for N heads at once: latents ``(B, F)`` + actions ``(B, A)`` -> ``(N, B)``."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        action_dim: int,
+        hidden: tuple[int, ...],
+        num: int,
+        act: str,
+        layer_norm: bool,
+    ) -> None:
+        super().__init__()
+        self.num = num
+        layers: list[nn.Module] = []
+        d = in_dim + action_dim
+        for h in hidden:
+            layers.append(EnsembleLinear(num, d, h))
+            if layer_norm:
+                layers.append(EnsembleLayerNorm(num, h))
+            layers.append(activation(act))
+            d = h
+        layers.append(EnsembleLinear(num, d, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, latents: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([latents, actions], dim=-1)
+        return self.net(x).squeeze(-1)  # type: ignore[no-any-return]
+
+
+class TanhGaussianActor(nn.Module):
+    """Gaussian policy squashed by tanh into [-1, 1]; the mode is tanh(mean)."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        action_dim: int,
+        hidden: tuple[int, ...],
+        act: str,
+        log_std_min: float,
+        log_std_max: float,
+    ) -> None:
+        super().__init__()
+        self.trunk = mlp(in_dim, hidden, act, layer_norm=False)
+        self.out = nn.Linear(hidden[-1] if hidden else in_dim, 2 * action_dim)
+        self.action_dim = action_dim
+        self.log_std_min = log_std_min
+        self.log_std_max = log_std_max
+
+    def forward(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log_std) of the pre-tanh Gaussian; log_std smoothly bounded."""
+        mean, raw = self.out(self.trunk(latents)).float().chunk(2, dim=-1)  # fp32 under autocast
+        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (
+            torch.tanh(raw) + 1.0
+        )
+        return mean, log_std
+
+    def sample(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised action in (-1, 1) and its log-probability ``(B,)``."""
+        mean, log_std = self(latents)
+        std = log_std.exp()
+        eps = torch.randn_like(mean)
+        u = mean + std * eps
+        # log N(u; mean, std) - sum log(1 - tanh(u)^2), the latter in a stable form.
+        log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2.0 * (LOG2 - u - F.softplus(-2.0 * u))).sum(-1)
+        return torch.tanh(u), log_prob
+
+    def mode(self, latents: torch.Tensor) -> torch.Tensor:
+        mean, _ = self(latents)
+        return torch.tanh(mean)
+
+
+class GraspCritic(nn.Module):
+    """Q-values of the three gripper choices (close, stay, open) from latents: ``(B, 3)``."""
+
+    def __init__(self, in_dim: int, hidden: tuple[int, ...], act: str, layer_norm: bool) -> None:
+        super().__init__()
+        self.trunk = mlp(in_dim, hidden, act, layer_norm)
+        self.out = nn.Linear(hidden[-1] if hidden else in_dim, 3)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.out(self.trunk(latents))  # type: ignore[no-any-return]
+
+
+def gripper_index_torch(command: torch.Tensor) -> torch.Tensor:
+    """Torch twin of :func:`hilrl.types.gripper_index` (close 0, stay 1, open 2)."""
+    return 1 + (command > GRIPPER_THRESHOLD).long() - (command < -GRIPPER_THRESHOLD).long()

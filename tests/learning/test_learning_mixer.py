@@ -1,0 +1,170 @@
+"""Routing into online / demo / intervention buffers, batch mixing, augmentation, prefetch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hilrl.config.learner import ReplayConfig
+from hilrl.data.augment import random_shift, shift_reference
+from hilrl.data.mixer import MixedSampler, ReplayBuffers
+from hilrl.policies.encoder import ObservationSpec
+from hilrl.types import Transition
+
+CAM = "observation.images.cam"
+STATE = "observation.state"
+SPEC = ObservationSpec(1, ((CAM, (8, 8, 3)),))
+
+
+def ob(v: float) -> dict[str, np.ndarray]:
+    return {STATE: np.array([v], np.float32), CAM: np.zeros((8, 8, 3), np.uint8)}
+
+
+def transition(v: float, interv: bool = False) -> Transition:
+    # the reward marks the source: 1 online policy step, 2 intervention, 3 demo
+    return Transition(
+        ob(v), np.zeros(2, np.float32), 2.0 if interv else 1.0, ob(v + 0.5), False, True, interv
+    )
+
+
+def filled(cfg: ReplayConfig, online: int = 40, interv: int = 10, demos: int = 30) -> ReplayBuffers:
+    bufs = ReplayBuffers(SPEC, 2, cfg)
+    bufs.add_transitions(
+        [transition(i) for i in range(online)] + [transition(1000 + i, True) for i in range(interv)]
+    )
+    if demos:
+        obs: dict[str, np.ndarray] = {
+            STATE: np.arange(demos, dtype=np.float32)[:, None],
+            CAM: np.zeros((demos, 8, 8, 3), np.uint8),
+        }
+        bufs.add_demos(
+            obs,
+            np.zeros((demos, 2)),
+            np.full(demos, 3.0),
+            obs,
+            np.zeros(demos, bool),
+            np.ones(demos, bool),
+        )
+    return bufs
+
+
+def test_interventions_land_in_online_and_intervention_buffers() -> None:
+    bufs = filled(
+        ReplayConfig(capacity=100, demo_capacity=100, intervention_capacity=100, prefetch=0)
+    )
+    assert len(bufs.online) == 50
+    assert len(bufs.interventions) == 10
+    assert len(bufs.demos) == 30
+    assert bufs.online.is_intervention[:50].sum() == 10
+    assert np.all(bufs.interventions.rewards[:10] == 2.0)
+
+
+def test_each_chunk_is_half_online_half_offline() -> None:
+    cfg = ReplayConfig(
+        capacity=100,
+        demo_capacity=100,
+        intervention_capacity=100,
+        batch_size=64,
+        prefetch=0,
+        augment=False,
+    )
+    sampler = MixedSampler(filled(cfg), cfg, chunks=3)
+    batch = sampler.sample()
+    assert batch.actions.shape == (192, 2)
+    total_demo = total_int_offline = 0
+    for c in range(3):
+        r = batch.rewards[c * 64 : (c + 1) * 64]
+        online_rows = int((r == 1.0).sum()) + int(batch.is_intervention[c * 64 : c * 64 + 32].sum())
+        assert online_rows == 32  # exactly half of every UTD chunk from the online buffer
+        total_demo += int((r[32:] == 3.0).sum())
+        total_int_offline += int((r[32:] == 2.0).sum())
+    # pooled by size: 30 demos vs 10 interventions -> about 3:1 of the 96 offline rows
+    assert total_demo + total_int_offline == 96
+    assert 56 <= total_demo <= 88
+
+
+def test_fixed_intervention_ratio_and_empty_sources() -> None:
+    cfg = ReplayConfig(
+        batch_size=40,
+        intervention_ratio=0.25,
+        prefetch=0,
+        augment=False,
+        capacity=100,
+        demo_capacity=100,
+        intervention_capacity=100,
+    )
+    bufs = filled(cfg)
+    comp = MixedSampler(bufs, cfg).composition()
+    assert comp == [(20, 15, 5)]
+    only_online = filled(cfg, interv=0, demos=0)
+    assert MixedSampler(only_online, cfg).composition() == [(40, 0, 0)]
+    offline = ReplayConfig(
+        batch_size=40,
+        online_ratio=0.0,
+        prefetch=0,
+        capacity=100,
+        demo_capacity=100,
+        intervention_capacity=100,
+    )
+    demos_only = filled(offline, online=0, interv=0)
+    batch = MixedSampler(demos_only, offline).sample()
+    assert torch.all(batch.rewards == 3.0)  # offline training: demo buffer only
+    empty = ReplayBuffers(SPEC, 2, offline)
+    with pytest.raises(ValueError, match="empty"):
+        MixedSampler(empty, offline).sample()
+
+
+@pytest.mark.parametrize("method", ["groups", "gather"])
+def test_random_shift_matches_pad_and_crop_oracle(method: str) -> None:
+    g = torch.Generator().manual_seed(3)
+    imgs = torch.randint(0, 256, (6, 10, 12, 3), dtype=torch.uint8, generator=g)
+    pad = 4
+    gen = torch.Generator().manual_seed(7)
+    out = random_shift(imgs, pad, gen, method=method)
+    # replay the generator to learn the offsets the function drew
+    shifts = torch.randint(0, 2 * pad + 1, (2, 6), generator=torch.Generator().manual_seed(7)) - pad
+    for i in range(6):
+        ref = shift_reference(imgs[i], int(shifts[0, i]), int(shifts[1, i]), pad)
+        assert torch.equal(out[i], ref)
+    assert out.dtype == torch.uint8 and out.shape == imgs.shape
+    assert not torch.equal(out, imgs)
+
+
+def test_prefetched_batches_match_direct_sampling_and_close_cleanly() -> None:
+    cfg = ReplayConfig(
+        capacity=100,
+        demo_capacity=100,
+        intervention_capacity=100,
+        batch_size=16,
+        prefetch=2,
+        seed=5,
+    )
+    direct_cfg = ReplayConfig(
+        capacity=100,
+        demo_capacity=100,
+        intervention_capacity=100,
+        batch_size=16,
+        prefetch=0,
+        seed=5,
+    )
+    bufs = filled(cfg)
+    pre = MixedSampler(bufs, cfg, chunks=2)
+    direct = MixedSampler(bufs, direct_cfg, chunks=2)
+    try:
+        for _ in range(3):
+            a, b = pre.next(), direct.next()
+            assert torch.equal(a.observations[STATE], b.observations[STATE])
+            assert torch.equal(a.observations[CAM], b.observations[CAM])
+            assert torch.equal(a.rewards, b.rewards)
+    finally:
+        pre.close()
+    assert pre._thread is None
+
+
+def test_prefetch_thread_reports_sampling_errors() -> None:
+    cfg = ReplayConfig(batch_size=4, prefetch=1)
+    sampler = MixedSampler(ReplayBuffers(SPEC, 2, cfg), cfg)
+    with pytest.raises(ValueError, match="empty"):
+        sampler.next()
+    sampler.close()
