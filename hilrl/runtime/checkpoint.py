@@ -38,6 +38,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from hilrl.config.loader import to_dict
+from hilrl.fsutil import fsync_dir, fsync_file
 
 MARKER = "COMPLETE"
 FORMAT_VERSION = 1
@@ -123,7 +124,7 @@ def save_checkpoint(
         }
         _write_text(tmp / "meta.json", json.dumps(meta, indent=1))
         _write_text(tmp / MARKER, json.dumps({"step": step}))
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         if final.exists():  # re-saving a step: move the old one aside, never delete first
             trash = root / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
             os.replace(final, trash)
@@ -131,7 +132,7 @@ def save_checkpoint(
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(tmp, final)
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -163,7 +164,7 @@ def _write_part(folder: Path, name: str, state: Mapping[str, object]) -> None:
     for i, shard in enumerate(shards):
         path = folder / f"{name}-{i:05d}.safetensors"
         save_file(_unshare(shard), str(path))
-        _fsync_file(path)
+        fsync_file(path)
         files.append(path.name)
     _write_text(folder / f"{name}.json", json.dumps({"files": files, "meta": state["meta"]}))
 
@@ -185,22 +186,6 @@ def _write_text(path: Path, text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _prune(root: Path, keep_last: int) -> None:

@@ -24,7 +24,8 @@ from types import TracebackType
 from typing import IO, Any
 
 from hilrl.data.lerobot.errors import DatasetError
-from hilrl.data.lerobot.layout import STAGING_DIR, fsync_dir
+from hilrl.data.lerobot.layout import STAGING_DIR
+from hilrl.fsutil import fsync_dir, fsync_file
 
 JOURNAL = "journal.json"
 LOCK = "writer.lock"
@@ -60,12 +61,12 @@ class Transaction:
         """Make every staged file final, atomically as a group."""
         if self.fsync:
             for staged, _ in self._renames:
-                _fsync_file(self.root / staged)
+                fsync_file(self.root / staged)
         journal = staging_dir(self.root) / JOURNAL
         tmp = journal.with_suffix(".tmp")
         tmp.write_text(json.dumps({"renames": self._renames}))
         if self.fsync:
-            _fsync_file(tmp)
+            fsync_file(tmp)
         os.replace(tmp, journal)  # commit point
         if self.fsync:
             fsync_dir(journal.parent)
@@ -74,14 +75,6 @@ class Transaction:
 
     def abort(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _load_journal(root: Path) -> list[tuple[str, str]] | None:

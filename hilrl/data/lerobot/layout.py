@@ -8,7 +8,6 @@ v2.0/v2.1 stored one parquet (and one mp4 per camera) per episode.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,17 +136,3 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def json_bytes(data: Any) -> bytes:
     """JSON as LeRobot writes it: indent 4, UTF-8 kept as is."""
     return (json.dumps(data, indent=4, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside ``path`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
