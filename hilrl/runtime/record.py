@@ -47,6 +47,7 @@ from hilrl.data.lerobot.features import (
     TRUNCATED,
     hilrl_features,
 )
+from hilrl.runtime import pacing
 from hilrl.types import IMAGE_PREFIX, STATE_KEY, Observation
 
 Env = gym.Env[Any, Any]
@@ -371,17 +372,11 @@ class Recorder:
                 return True
             next_tick = self._pace(next_tick, dt, force=True)
 
-    def _pace(self, next_tick: float, dt: float, force: bool = False) -> float:
-        """Sleep until the next tick; a loop that fell behind does not try to catch up."""
-        next_tick += dt
+    def _pace(self, deadline: float, dt: float, force: bool = False) -> float:
+        """Sleep until the next tick (see :func:`hilrl.runtime.pacing.next_tick`)."""
         if not (self.options.realtime or force):
-            return next_tick
-        now = self.clock()
-        delay = next_tick - now
-        if delay > 0:
-            self.sleep(delay)
-            return next_tick
-        return now if delay < -dt else next_tick
+            return deadline + dt
+        return pacing.next_tick(deadline, dt, self.clock, self.sleep)
 
     def _engage(self) -> None:
         if not self.options.engage:

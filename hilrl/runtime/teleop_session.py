@@ -39,6 +39,7 @@ from hilrl.envs.arm import ArmModel, arm_model
 from hilrl.envs.safety import SafetyWrapper
 from hilrl.envs.wrappers import JointAction
 from hilrl.kinematics import get_chain_spec, rpy_from_matrix
+from hilrl.runtime import pacing
 from hilrl.types import IMAGE_PREFIX, Observation
 
 Env = gym.Env[Any, Any]
@@ -356,17 +357,11 @@ class TeleopSession:
             return True
         return False
 
-    def _pace(self, next_tick: float, dt: float) -> float:
-        """Sleep until the next tick; a loop that fell behind does not try to catch up."""
-        next_tick += dt
+    def _pace(self, deadline: float, dt: float) -> float:
+        """Sleep until the next tick (see :func:`hilrl.runtime.pacing.next_tick`)."""
         if not self.options.realtime:
-            return next_tick
-        now = self.clock()
-        delay = next_tick - now
-        if delay > 0:
-            self.sleep(delay)
-            return next_tick
-        return now if delay < -dt else next_tick
+            return deadline + dt
+        return pacing.next_tick(deadline, dt, self.clock, self.sleep)
 
     def _engage(self) -> None:
         """With a toggle device, hand control to the operator for the new episode."""
