@@ -95,6 +95,32 @@ VERBS: tuple[Verb, ...] = (
         "rerun-sdk is installed, otherwise as one mp4 per episode (cameras side by side "
         "with a reward / intervention strip) and a PNG contact sheet, written to --out.",
     ),
+    Verb(
+        "label-sim",
+        "hilrl.cli.label_sim",
+        "record sim frames labelled with ground-truth success, for a reward classifier",
+        "Drive the sim with the simulated operator's expert (it solves the task and keeps "
+        "going after success), with random actions and early give-ups mixed in, and save "
+        "every frame with next.reward = the ground-truth success of its own state into "
+        "the dataset folder (reward.label sets the mix).",
+    ),
+    Verb(
+        "train-reward",
+        "hilrl.cli.train_reward",
+        "train a reward classifier on a labelled dataset",
+        "Train the vision reward classifier (shared encoder + MLP head) on a labelled "
+        "LeRobot dataset: episode-wise validation split, class balancing, early stopping, "
+        "a success threshold calibrated on validation frames; saves safetensors weights + "
+        "JSON metadata, ROC / confusion PNGs and TensorBoard logs.",
+    ),
+    Verb(
+        "eval-reward",
+        "hilrl.cli.eval_reward",
+        "score a trained reward classifier on a labelled dataset",
+        "Run a saved reward classifier through the env's reward hook on every frame of a "
+        "labelled dataset and print accuracy, precision, recall, F1 and ROC-AUC at its "
+        "threshold, with ROC / confusion PNGs.",
+    ),
 )
 
 

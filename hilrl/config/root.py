@@ -13,6 +13,7 @@ from hilrl.config.dataset import DatasetConfig
 from hilrl.config.env import EnvConfig
 from hilrl.config.learner import LearningConfig
 from hilrl.config.loader import ConfigError
+from hilrl.config.reward import RewardClassifierConfig
 from hilrl.config.teleop import TeleopConfig
 from hilrl.config.transport import TransportConfig
 
@@ -51,3 +52,5 @@ class RootConfig:
     """The human operator's input device (keyboard, gamepad, HID, leader arm) or 'sim' / 'none'."""
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     """Recorded datasets: name / folder, task text, episode count, storage, Hub upload."""
+    reward: RewardClassifierConfig = field(default_factory=RewardClassifierConfig)
+    """Learned reward classifier: model, training (train-reward), sim labelling (label-sim), use as the env reward (path)."""
