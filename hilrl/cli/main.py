@@ -121,6 +121,24 @@ VERBS: tuple[Verb, ...] = (
         "labelled dataset and print accuracy, precision, recall, F1 and ROC-AUC at its "
         "threshold, with ROC / confusion PNGs.",
     ),
+    Verb(
+        "eval",
+        "hilrl.cli.eval",
+        "evaluate a trained policy checkpoint: success rate with CI, return, videos",
+        "Load the policy from a run's latest complete checkpoint (or one checkpoint folder), "
+        "run N deterministic episodes in the run's env with no operator, print the success "
+        "rate with its 95% Wilson interval, the mean return and episode length, append a "
+        "summary to metrics/eval.jsonl and write episode videos to videos/.",
+    ),
+    Verb(
+        "plot",
+        "hilrl.cli.plot",
+        "plot a run's success rate, return, intervention rate and learner curves",
+        "Read metrics/episodes.jsonl, learner.jsonl and eval.jsonl of a run folder (missing "
+        "or partial files are fine) and write PNGs to <run>/plots: success rate, episodic "
+        "return and intervention rate against env steps (rolling means, eval points marked) "
+        "and the learner's losses, temperature and update rate.",
+    ),
 )
 
 
