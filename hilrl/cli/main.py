@@ -44,6 +44,15 @@ VERBS: tuple[Verb, ...] = (
         "run gymnasium.utils.env_checker.check_env on it; prints a pass/fail table.",
     ),
     Verb(
+        "calibrate",
+        "hilrl.cli.calibrate",
+        "calibrate a real arm's joints (motor offsets, ranges, directions) into its file",
+        "With torque off, hold the arm in its calibration pose, turn each joint a little in "
+        "its positive direction, then sweep every joint through its travel; the motor ids, "
+        "homing offsets, ranges and directions go to robot.calibration_file (--leader: the "
+        "leader arm of teleop.leader.robot). See docs/real_robot.md.",
+    ),
+    Verb(
         "teleop",
         "hilrl.cli.teleop",
         "drive the sim or a robot with an input device, showing the end-effector pose",

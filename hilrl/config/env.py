@@ -20,7 +20,7 @@ ENV_MODES = ("record", "replay", "train")
 CONTROL_MODES = ("ee_delta", "joint_delta", "joint_absolute")
 INTERPOLATIONS = ("area", "nearest")
 
-KINEMATIC_CHAINS = {"sim": "sim_arm"}
+KINEMATIC_CHAINS = {"sim": "sim_arm", "so100": "so100", "so101": "so100", "koch": "koch"}
 """Which kinematic chain (``hilrl.kinematics.get_chain_spec`` name) each robot type uses."""
 
 Vec3 = tuple[float, float, float]
