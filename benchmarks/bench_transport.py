@@ -1,6 +1,7 @@
 """Actor -> learner transport over loopback gRPC: throughput, bytes on the wire, weight pushes.
 
 Run: .venv/bin/python benchmarks/bench_transport.py [--transitions 6000] [--pushes 30]
+     [--checkpoint-s 1.0]
 
 Workload: two 128x128 uint8 cameras + an 8-d float32 state (the HIL-SERL observation),
 chained steps as an actor produces them, put one at a time like a control loop does.
@@ -10,6 +11,13 @@ Baseline, measured in the same run over the same server: the reference's naive p
 the same frames and is parsed by the same safetensors reader on the learner, so the ratio
 isolates the encoding. Targets: >= 2,000 transitions/s, <= 1.05x the raw uint8
 observation bytes per transition, weight push (5 MB actor) <= 50 ms median.
+
+Acknowledgement modes, each on its own server in the same learner process, measured in
+the same run: ``durable`` (the default: actors keep copies until the learner confirms a
+checkpoint with mark_durable, here every ``--checkpoint-s``), ``plain``
+(``durable_acks: false``, i.e. wire schema v1 behaviour: deleted once received; the
+reference for the cost of durability) and ``never`` (durable acks on but no checkpoint is
+ever confirmed: the worst case, every copy beyond memory goes to the disk spool).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import logging
 import multiprocessing as mp
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
@@ -81,15 +90,21 @@ def naive_payload(batch: list[Transition]) -> bytes:
     return bytes(safetensors.numpy.save(tensors, metadata=meta))
 
 
-class _Learner:
-    """Counting learner in its own process (as deployed: the GIL is not shared with the actor)."""
+MODES = ("durable", "plain", "never")
 
-    def __init__(self) -> None:
+
+class _Learner:
+    """Counting learner in its own process (as deployed: the GIL is not shared with the actor).
+
+    It serves one server per acknowledgement mode (see the module docstring).
+    """
+
+    def __init__(self, checkpoint_s: float) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_learner_main, args=(child,), daemon=True)
+        self._proc = ctx.Process(target=_learner_main, args=(child, checkpoint_s), daemon=True)
         self._proc.start()
-        self.port = int(self._conn.recv())
+        self.ports: dict[str, int] = dict(self._conn.recv())
 
     def call(self, *command: object) -> object:
         self._conn.send(command)
@@ -100,42 +115,63 @@ class _Learner:
         self._proc.join(10)
 
 
-def _learner_main(conn: Connection) -> None:
+def _learner_main(conn: Connection, checkpoint_s: float) -> None:
     logging.basicConfig(level=logging.ERROR)  # the baseline's payloads are rejected, by design
-    received = {"n": 0}
+    received = dict.fromkeys(MODES, 0)
+    servers: dict[str, LearnerServer] = {}
+    for mode in MODES:
 
-    def on_transitions(_actor: str, ts: list[Transition]) -> None:
-        received["n"] += len(ts)
+        def on_transitions(_actor: str, ts: list[Transition], mode: str = mode) -> None:
+            received[mode] += len(ts)
 
-    server = LearnerServer(
-        TransportConfig(port=0), on_transitions, lambda *_: None, run_id="bench"
-    ).start()
+        cfg = TransportConfig(port=0, durable_acks=mode != "plain")
+        servers[mode] = LearnerServer(cfg, on_transitions, lambda *_: None, run_id="bench").start()
+    stop = threading.Event()
+
+    def checkpoints() -> None:
+        """What a checkpointing learner does (the save itself is left out)."""
+        server = servers["durable"]
+        while not stop.wait(checkpoint_s):
+            with server.ingest_paused():
+                state = server.state_dict()
+            server.mark_durable(state)
+
+    thread = threading.Thread(target=checkpoints, daemon=True)
+    thread.start()
     rng = np.random.default_rng(2)
     weights = {
         f"layer{i}.weight": rng.standard_normal((256, 256)).astype(np.float32) for i in range(20)
     }
-    conn.send(server.port)
+    conn.send({mode: server.port for mode, server in servers.items()})
     while True:
         command = conn.recv()
         if command[0] == "stop":
-            server.stop()
+            stop.set()
+            thread.join()
+            for server in servers.values():
+                server.stop()
             conn.send(None)
             return
         if command[0] == "received":
-            conn.send(received["n"])
+            conn.send(received[str(command[1])])
         elif command[0] == "cpu":
             conn.send(time.process_time())
         elif command[0] == "bytes":
-            conn.send(server.actor_stats()[str(command[1])].bytes_received)
+            conn.send(servers[str(command[1])].actor_stats()[str(command[2])].bytes_received)
         elif command[0] == "publish":
-            server.publish_weights(weights, int(command[1]))
+            servers["durable"].publish_weights(weights, int(command[1]))
             conn.send(sum(w.nbytes for w in weights.values()))
 
 
-def bench_throughput(learner: _Learner, n: int, spool: str) -> dict[str, float]:
+def bench_throughput(
+    learner: _Learner, n: int, spool: str, mode: str, actor_id: str = "bench"
+) -> dict[str, float]:
     client = ActorClient(
-        TransportConfig(port=learner.port, spool_dir=spool, batch_size=BATCH), "bench", "bench"
+        TransportConfig(port=learner.ports[mode], spool_dir=spool, batch_size=BATCH),
+        actor_id,
+        "bench",
     )
+    before = int(learner.call("received", mode))  # type: ignore[call-overload]
     client.connect(10.0)
     steps = chained(n, observations(64))
     learner_cpu = float(learner.call("cpu"))  # type: ignore[arg-type]
@@ -150,11 +186,22 @@ def bench_throughput(learner: _Learner, n: int, spool: str) -> dict[str, float]:
     elapsed = time.perf_counter() - start
     actor_cpu = time.process_time() - actor_cpu
     learner_cpu = float(learner.call("cpu")) - learner_cpu  # type: ignore[arg-type]
-    assert flushed and learner.call("received") == n, "not everything arrived"
-    wire = int(learner.call("bytes", "bench"))  # type: ignore[call-overload]
+    arrived = int(learner.call("received", mode)) - before  # type: ignore[call-overload]
+    assert flushed and arrived == n, "not everything arrived"
+    wire = int(learner.call("bytes", mode, actor_id))  # type: ignore[call-overload]
+    stats = client.stats()
     client.close(5.0)
     raw = sum(v.nbytes for v in steps[0].observation.values())
+    if mode != "durable":
+        suffix = f"_{mode}"
+        return {
+            f"transitions_per_s{suffix}": n / elapsed,
+            f"actor_cpu_us_per_transition{suffix}": actor_cpu / n * 1e6,
+            f"messages_spooled{suffix}": float(stats.messages_spooled),
+            f"retained_at_end{suffix}": float(stats.retained_messages),
+        }
     return {
+        "messages_spooled": float(stats.messages_spooled),
         "transitions_per_s": n / elapsed,
         "bytes_per_transition": wire / n,
         "raw_obs_bytes": float(raw),
@@ -169,7 +216,7 @@ def bench_throughput(learner: _Learner, n: int, spool: str) -> dict[str, float]:
 
 def bench_baseline(learner: _Learner, n: int) -> dict[str, float]:
     """Naive float32 obs + next obs through the same server, framing and reader."""
-    channel = grpc.insecure_channel(f"127.0.0.1:{learner.port}")
+    channel = grpc.insecure_channel(f"127.0.0.1:{learner.ports['plain']}")
     stub = pb_grpc.LearnerStub(channel)
     reply = stub.Handshake(
         pb.HandshakeRequest(actor_id="naive", run_id="bench", schema_version=codec.SCHEMA_VERSION),
@@ -190,7 +237,7 @@ def bench_baseline(learner: _Learner, n: int) -> dict[str, float]:
     acks = list(stub.SendData(frames(), metadata=md, timeout=600))
     elapsed = time.perf_counter() - start
     assert acks[-1].acked_through == n_msgs
-    wire = int(learner.call("bytes", "naive"))  # type: ignore[call-overload]
+    wire = int(learner.call("bytes", "plain", "naive"))  # type: ignore[call-overload]
     channel.close()
     return {
         "baseline_transitions_per_s": n_msgs * BATCH / elapsed,
@@ -199,7 +246,9 @@ def bench_baseline(learner: _Learner, n: int) -> dict[str, float]:
 
 
 def bench_weights(learner: _Learner, pushes: int, spool: str) -> dict[str, float]:
-    client = ActorClient(TransportConfig(port=learner.port, spool_dir=spool), "w", "bench")
+    client = ActorClient(
+        TransportConfig(port=learner.ports["durable"], spool_dir=spool), "w", "bench"
+    )
     client.connect(10.0)
     latencies = []
     size = 0
@@ -225,12 +274,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--transitions", type=int, default=6000)
     parser.add_argument("--pushes", type=int, default=30)
+    parser.add_argument(
+        "--checkpoint-s", type=float, default=1.0, help="learner checkpoint (mark_durable) period"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    learner = _Learner()
+    learner = _Learner(args.checkpoint_s)
     try:
         with tempfile.TemporaryDirectory() as spool:
-            results = bench_throughput(learner, args.transitions, spool)
+            for mode in MODES:  # warm up every server and the actor side, measure nothing
+                bench_throughput(learner, 2 * BATCH, spool, mode, actor_id=f"warmup-{mode}")
+            results = bench_throughput(learner, args.transitions, spool, "durable")
+            for mode in ("plain", "never"):
+                with tempfile.TemporaryDirectory() as own_spool:
+                    results |= bench_throughput(learner, args.transitions, own_spool, mode)
             results |= bench_baseline(learner, args.transitions)
             results |= bench_weights(learner, args.pushes, spool)
     finally:
@@ -238,6 +295,10 @@ def main() -> None:
     results["throughput_ratio_vs_baseline"] = (
         results["transitions_per_s"] / results["baseline_transitions_per_s"]
     )
+    for mode in ("plain", "never"):
+        results[f"durable_throughput_ratio_vs_{mode}"] = (
+            results["transitions_per_s"] / results[f"transitions_per_s_{mode}"]
+        )
     results["bytes_ratio_baseline_over_ours"] = (
         results["baseline_bytes_per_transition"] / results["bytes_per_transition"]
     )
@@ -255,6 +316,18 @@ def main() -> None:
     print(
         f"  CPU per transition: actor {r['actor_cpu_us_per_transition']:.0f} us, learner "
         f"{r['learner_cpu_us_per_transition']:.0f} us -> {r['cpu_bound_transitions_per_s']:.0f}/s with a core each"
+    )
+    print(
+        f"durable acks (checkpoint every {args.checkpoint_s:g} s) vs plain acks "
+        f"{r['transitions_per_s_plain']:.0f}/s: {r['durable_throughput_ratio_vs_plain']:.2f}x; "
+        f"vs never confirmed {r['transitions_per_s_never']:.0f}/s "
+        f"({r['messages_spooled_never']:.0f} messages spooled): "
+        f"{r['durable_throughput_ratio_vs_never']:.2f}x"
+    )
+    print(
+        f"  actor CPU per transition: durable {r['actor_cpu_us_per_transition']:.0f} us, "
+        f"plain {r['actor_cpu_us_per_transition_plain']:.0f} us, "
+        f"never {r['actor_cpu_us_per_transition_never']:.0f} us"
     )
     print(f"max put_transitions    {r['put_max_ms']:10.2f} ms (control-loop stall)")
     print(

@@ -59,13 +59,13 @@ class TransportConfig:
     max_inflight_messages: int = 8
     """Actor: messages sent but not yet acknowledged before it waits for acks (flow control window)."""
     memory_backlog_messages: int = 64
-    """Actor: unacknowledged messages kept in memory; older ones go to the disk spool."""
+    """Actor: messages kept in memory (not yet received by the learner, or received but not yet durable); older ones go to the disk spool."""
     max_pending_transitions: int = 20_000
     """Actor: transitions waiting to be batched; beyond this put_transitions drops (and counts) them instead of blocking the control loop."""
     spool_dir: str = "~/.cache/hilrl/spool"
-    """Actor: folder for messages not yet acknowledged (resent after a reconnect or a restart); empty keeps them in memory only."""
+    """Actor: folder for messages not yet durable at the learner (resent after a reconnect, a restart of either side, or a learner crash); empty keeps them in memory only."""
     spool_max_bytes: int = 4096 * MIB
-    """Actor: disk cap of the spool; past it the oldest spooled messages are dropped (and counted)."""
+    """Actor: disk cap of the spool; past it the copies of received-but-not-durable messages are dropped first (stats.retained_evicted), then the oldest unsent ones (stats.transitions_dropped)."""
     backoff_initial_s: float = 0.2
     """Actor: first reconnection delay; it doubles after each failure."""
     backoff_max_s: float = 5.0
@@ -74,6 +74,8 @@ class TransportConfig:
     """Actor: random fraction added to or removed from each delay, so many actors do not reconnect in step."""
     close_timeout_s: float = 10.0
     """Actor: how long close() waits for acknowledgements before spooling the rest."""
+    durable_acks: bool = True
+    """Learner: data counts as durable only once a checkpoint holding it is confirmed with LearnerServer.mark_durable; until then actors keep a copy (bounded by memory_backlog_messages and spool_max_bytes) to resend after a learner crash. False (for a learner that never checkpoints): durable once received, as in wire schema v1; a learner crash then loses what it received since its last checkpoint."""
     ingest_queue_messages: int = 64
     """Learner: received messages waiting for the ingest thread; when full, readers stop reading (backpressure)."""
     max_actors: int = 16

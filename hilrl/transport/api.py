@@ -30,13 +30,21 @@ class ActorEndpoint(TransitionSink, ParameterSource, Protocol):
 
 @runtime_checkable
 class LearnerEndpoint(Protocol):
-    """What a learner holds: ingest callbacks (given at construction) and these calls."""
+    """What a learner holds: ingest callbacks (given at construction) and these calls.
+
+    Checkpointing: take ``state_dict()`` under ``ingest_paused()`` together with the replay
+    snapshot, save both, then ``mark_durable(state)`` so actors may drop their copies.
+    """
 
     def publish_weights(self, weights: Mapping[str, np.ndarray], version: int) -> None: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
+
+    def mark_durable(self, state: Mapping[str, Any]) -> None:
+        """Call after saving a checkpoint that holds ``state`` (its :meth:`state_dict`)."""
+        ...
 
     def ingest_paused(self) -> AbstractContextManager[None]: ...
 

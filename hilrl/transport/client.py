@@ -14,12 +14,24 @@ The actor loop uses it like this::
     client.close()                               # flushes, spools the rest
 
 One background thread batches transitions (every ``batch_size`` steps, every
-``flush_interval_s`` or at an episode end), numbers the messages, sends them on a
-bidirectional stream and drops them when the learner acknowledges them. When the learner
-is unreachable the thread reconnects with exponential backoff and jitter, and meanwhile
-writes messages to a disk spool, from which they are resent, exactly once, after a
+``flush_interval_s`` or at an episode end), numbers the messages and sends them on a
+bidirectional stream. The learner acknowledges them twice: *received* (delivered to its
+ingest callbacks: no need to resend them in this session) and later *durable* (inside a
+checkpoint it saved and confirmed). Only durable messages are deleted; until then a copy
+stays, in memory up to ``memory_backlog_messages`` and then in the disk spool, so that a
+learner killed and restored from its last checkpoint gets everything after that
+checkpoint again (its handshake reports the restored watermarks). When the learner is
+unreachable the thread reconnects with exponential backoff and jitter, and meanwhile
+writes messages to the spool, from which they are resent, exactly once, after a
 reconnect or even after the actor process restarts. A second thread keeps a server
 stream of weights open and keeps only the newest version.
+
+Bounds: the spool never exceeds ``spool_max_bytes``. When it is full, the copies of
+received-but-not-durable messages go first (counted in ``stats().retained_evicted``, with
+a warning: they are lost only if the learner crashes before its next checkpoint), then
+the oldest unsent messages (``transitions_dropped``). A learner that never confirms
+checkpoints therefore costs disk writes but no unbounded growth; give it
+``durable_acks: false`` so received means durable, as before.
 
 Errors that a retry cannot fix (wrong token, schema / architecture / run mismatch) stop
 the retries and are raised by the next call of the control loop, with what to fix.
@@ -68,6 +80,8 @@ log = logging.getLogger("hilrl.transport.client")
 
 _ACTOR_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 _TICK_S = 0.05
+_EVICT_LOG_INTERVAL_S = 10.0
+"""At most one warning per this interval about dropped copies (with the count since)."""
 _TLS_HINTS = (
     "socket closed",
     "ssl",
@@ -135,6 +149,19 @@ class ActorClientStats:
     messages_rejected: int = 0
     messages_spooled: int = 0
     """Messages written to the disk spool so far."""
+    messages_durable: int = 0
+    """Messages the learner confirmed inside a checkpoint (their copies are deleted)."""
+    retained_messages: int = 0
+    """Copies of messages received by the learner but not yet durable (kept for a crash)."""
+    retained_evicted: int = 0
+    """Such copies dropped to respect memory_backlog_messages / spool_max_bytes: lost only
+    if the learner crashes before its next checkpoint."""
+    acked_through: int = 0
+    """Received watermark last heard from the learner."""
+    durable_through: int = 0
+    """Durable watermark last heard from the learner."""
+    durable_acks: bool = True
+    """The learner's mode: False when it counts data as durable once received."""
     bytes_sent: int = 0
     backlog_messages: int = 0
     inflight_messages: int = 0
@@ -154,6 +181,8 @@ class _OutMsg:
     nbytes: int
     items: int = 0
     """Transitions + episodes put in this run that this message carries (for flush)."""
+    received: bool = False
+    """Acknowledged as received once (counted once, even if a learner restore makes us resend it)."""
 
 
 @dataclass
@@ -186,6 +215,7 @@ class _Link:
 class _Event:
     generation: int
     acked_through: int = -1
+    durable_through: int = -1
     rejected: list[tuple[int, str]] = field(default_factory=list)
     error: grpc.RpcError | None = None
     ended: bool = False
@@ -240,7 +270,14 @@ class ActorClient:
         self._obs_keys: list[str] | None = None
         # Owned by the sender thread.
         self._backlog: deque[_OutMsg] = deque()
+        """Numbered (or not yet numbered) messages to send, in order."""
         self._inflight: deque[_OutMsg] = deque()
+        """Sent on the current stream, not yet acknowledged as received."""
+        self._retained: deque[_OutMsg] = deque()
+        """Received by the learner, not yet durable: copies kept to resend after its crash."""
+        self._received_through = 0
+        self._evicted_unlogged = 0
+        self._evict_logged_at = -float("inf")
         self._next_seq: int | None = None
         self._last_progress = 0.0
         self._backoff = Backoff(
@@ -319,13 +356,27 @@ class ActorClient:
         return msg
 
     def flush(self, timeout_s: float) -> bool:
-        """Send everything put so far and wait for its acknowledgement; False on timeout."""
+        """Send everything put so far and wait until the learner received it; False on timeout."""
+        return self._wait(timeout_s, durable=False)
+
+    def wait_durable(self, timeout_s: float) -> bool:
+        """Like :meth:`flush`, then wait until a confirmed learner checkpoint holds it all.
+
+        That takes until the learner's next checkpoint; False on timeout. Returns True at
+        once after a flush when the learner runs with ``durable_acks: false``.
+        """
+        return self._wait(timeout_s, durable=True)
+
+    def _wait(self, timeout_s: float, durable: bool) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._lock:
             self._flush_requested = True
             self._wake.notify_all()
             while (
-                self._outstanding or self._stats.backlog_messages or self._stats.inflight_messages
+                self._outstanding
+                or self._stats.backlog_messages
+                or self._stats.inflight_messages
+                or (durable and self._stats.retained_messages)
             ):
                 if self._fatal is not None or not self._started:
                     return False
@@ -338,7 +389,8 @@ class ActorClient:
     def close(self, timeout_s: float | None = None) -> bool:
         """Flush (up to ``timeout_s``, default ``close_timeout_s``), then spool the rest and stop.
 
-        Returns True when the learner acknowledged everything.
+        The spool keeps both the unsent messages and the copies of received-but-not-yet
+        durable ones, for the next run. Returns True when the learner received everything.
         """
         if not self._started:
             if self._spool is not None:
@@ -537,22 +589,59 @@ class ActorClient:
             self._spill(msg)  # the learner is away: keep it on disk right away
         self._backlog.append(msg)
 
-    def _spill(self, msg: _OutMsg) -> bool:
-        """Move a message's payload to the spool; False when the spool is full or absent."""
+    def _spill(self, msg: _OutMsg, kept: bool = False) -> bool:
+        """Move a message's payload to the spool; False when the spool is full or absent.
+
+        Room is made by evicting the oldest spooled copies of received messages first
+        (the learner has those; only its crash could need them), and, unless ``msg`` is
+        such a kept copy itself, then by dropping the oldest spooled unsent messages.
+        """
         spool = self._spool
-        if spool is None or msg.payload is None:
+        if spool is None or msg.payload is None or msg.nbytes > spool.max_bytes:
             return False
+        why = f"spool over transport.spool_max_bytes={spool.max_bytes}"
         while spool.total_bytes + msg.nbytes > spool.max_bytes:
+            copy = next((m for m in self._retained if m.path is not None), None)
+            if copy is not None:
+                self._retained.remove(copy)
+                self._evict(copy, why)
+                continue
+            if kept:
+                return False
             victim = next((m for m in self._backlog if m.path is not None), None)
             if victim is None:
                 return False
             self._backlog.remove(victim)
-            self._drop(victim, f"spool over transport.spool_max_bytes={spool.max_bytes}")
+            self._drop(victim, why)
         msg.path = spool.write(msg.kind, msg.payload, msg.seq)
         msg.payload = None
         with self._lock:
             self._stats.messages_spooled += 1
         return True
+
+    def _evict(self, msg: _OutMsg, why: str) -> None:
+        """Drop the kept copy of a received, not yet durable message (a bound was hit)."""
+        if msg.path is not None and self._spool is not None:
+            self._spool.delete(msg.path)
+        msg.path = msg.payload = None
+        with self._lock:
+            self._stats.retained_evicted += 1
+        self._evicted_unlogged += 1
+        now = time.monotonic()
+        if now - self._evict_logged_at >= _EVICT_LOG_INTERVAL_S:
+            log.warning(
+                "actor %r: %s: dropped the kept copies of %d messages (up to #%s) that the "
+                "learner received but has not confirmed in a checkpoint yet; they are lost "
+                "only if the learner crashes before its next checkpoint. Is the learner "
+                "checkpointing (mark_durable)? If it never does, set transport.durable_acks: "
+                "false on the learner; otherwise raise spool_max_bytes or checkpoint more often.",
+                self.actor_id,
+                why,
+                self._evicted_unlogged,
+                msg.seq,
+            )
+            self._evicted_unlogged = 0
+            self._evict_logged_at = now
 
     def _drop(self, msg: _OutMsg, why: str) -> None:
         if msg.path is not None and self._spool is not None:
@@ -563,9 +652,25 @@ class ActorClient:
         log.warning("actor %r: dropped message %s (%s)", self.actor_id, msg.seq, why)
 
     def _bound_memory(self) -> None:
-        """Keep at most ``memory_backlog_messages`` payloads in memory; spill or drop older ones."""
-        in_memory = [m for m in (*self._inflight, *self._backlog) if m.payload is not None]
-        excess = len(in_memory) - self.config.memory_backlog_messages
+        """Keep at most ``memory_backlog_messages`` payloads in memory; spill or drop older ones.
+
+        Kept copies of received messages go to disk first (or, with no room there, are
+        evicted), so unsent data stays in memory longest.
+        """
+        queues = (self._retained, self._inflight, self._backlog)
+        excess = sum(m.payload is not None for q in queues for m in q)
+        excess -= self.config.memory_backlog_messages
+        if excess <= 0:
+            return
+        for msg in list(self._retained):
+            if excess <= 0:
+                break
+            if msg.payload is None:
+                continue
+            if not self._spill(msg, kept=True):
+                self._retained.remove(msg)
+                self._evict(msg, "memory_backlog_messages reached and no room in a spool")
+            excess -= 1
         for msg in list(self._backlog):
             if excess <= 0:
                 break
@@ -580,6 +685,7 @@ class ActorClient:
         with self._lock:
             self._stats.backlog_messages = len(self._backlog)
             self._stats.inflight_messages = len(self._inflight)
+            self._stats.retained_messages = len(self._retained)
             self._wake.notify_all()
 
     # ------------------------------------------------------------ session handling
@@ -648,16 +754,49 @@ class ActorClient:
         if changed:  # one line per new reason, not one per retry
             log.info("actor %r: learner not reachable yet (%s); retrying", self.actor_id, text)
 
+    def _reconcile(self, received: int, durable: int) -> None:
+        """Line up what we hold with the learner's watermarks from a handshake.
+
+        Unacknowledged messages go back in front of the backlog. Kept copies above the
+        received watermark mean the learner lost them (it was restored from a checkpoint
+        after a crash): they go back in front too, before everything newer, to be resent.
+        Backlog messages up to the received watermark are ones the learner already has
+        (e.g. spooled by an earlier run, or acks lost with the connection): kept, not resent.
+        """
+        self._backlog.extendleft(reversed(self._inflight))
+        self._inflight.clear()
+        kept = sorted(self._retained, key=lambda m: m.seq or 0)
+        lost = [m for m in kept if (m.seq or 0) > received]
+        self._retained = deque(m for m in kept if (m.seq or 0) <= received)
+        self._backlog.extendleft(reversed(lost))
+        if received < self._received_through:
+            log.warning(
+                "actor %r: the learner now has messages up to #%d only, after acknowledging up "
+                "to #%d (restored from a checkpoint?); resending %d kept messages from there",
+                self.actor_id,
+                received,
+                self._received_through,
+                len(lost),
+            )
+        self._received_through = received
+        backlog, self._backlog = self._backlog, deque()
+        for msg in backlog:
+            if msg.seq is not None and msg.seq <= received:
+                self._received(msg)
+            else:
+                self._backlog.append(msg)
+        self._retained = deque(sorted(self._retained, key=lambda m: m.seq or 0))
+        self._release_durable(durable)
+        with self._lock:
+            self._stats.acked_through = received
+            self._stats.durable_through = durable
+
     def _start_session(
         self, channel: grpc.Channel, stub: pb_grpc.LearnerStub, reply: pb.HandshakeReply
     ) -> None:
         last = int(reply.last_acked_sequence)
-        # Everything unacknowledged goes back in front, in order, to be resent.
-        self._backlog.extendleft(reversed(self._inflight))
-        self._inflight.clear()
-        for msg in [m for m in self._backlog if m.seq is not None and m.seq <= last]:
-            self._backlog.remove(msg)  # the learner already has it
-            self._acked(msg)
+        durable = min(int(reply.durable_sequence), last)
+        self._reconcile(last, durable)
         # Number above everything the learner accepted (some of it may still sit in its
         # ingest queue, to be acknowledged later) and above everything we ever numbered.
         floor = max(last, int(reply.last_accepted_sequence))
@@ -699,12 +838,18 @@ class ActorClient:
             self._stats.learner_run_id = reply.learner_run_id
             self._stats.handshakes += 1
             self._stats.last_error = ""
+            self._stats.durable_acks = bool(reply.durable_acks)
+            # Counts with the handshake, so a flush() right after it sees the resends.
+            self._stats.backlog_messages = len(self._backlog)
+            self._stats.inflight_messages = len(self._inflight)
+            self._stats.retained_messages = len(self._retained)
             self._wake.notify_all()
         log.info(
-            "actor %r: session with learner %s, resuming after message %d",
+            "actor %r: session with learner %s, resuming after message %d (durable through %d)",
             self.actor_id,
             self.config.address,
             last,
+            durable,
         )
 
     def _read_acks(self, link: _Link) -> None:
@@ -714,6 +859,7 @@ class ActorClient:
                 event = _Event(
                     link.generation,
                     int(ack.acked_through),
+                    int(ack.durable_through),
                     [(r.sequence, r.reason) for r in ack.rejected],
                 )
                 with self._lock:
@@ -755,17 +901,39 @@ class ActorClient:
                         self._stats.messages_rejected += 1
                     self._drop(msg, f"rejected by the learner: {rejected[msg.seq]}")
             while self._inflight and (self._inflight[0].seq or 0) <= event.acked_through:
-                self._acked(self._inflight.popleft())
+                self._received(self._inflight.popleft())
                 self._last_progress = time.monotonic()
+            self._received_through = max(self._received_through, event.acked_through)
+            self._release_durable(min(event.durable_through, event.acked_through))
+            with self._lock:
+                self._stats.acked_through = self._received_through
+                self._stats.durable_through = max(
+                    self._stats.durable_through, event.durable_through
+                )
         return True
 
-    def _acked(self, msg: _OutMsg) -> None:
-        if msg.path is not None and self._spool is not None:
-            self._spool.delete(msg.path)
-        with self._lock:
-            self._outstanding -= msg.items
-            self._stats.messages_acked += 1
-            self._stats.transitions_acked += max(msg.transitions, 0)
+    def _received(self, msg: _OutMsg) -> None:
+        """The learner has it: stop resending, keep a copy until it is durable."""
+        if not msg.received:
+            msg.received = True
+            with self._lock:
+                self._outstanding -= msg.items
+                self._stats.messages_acked += 1
+                self._stats.transitions_acked += max(msg.transitions, 0)
+            msg.items = 0
+        self._retained.append(msg)
+
+    def _release_durable(self, through: int) -> None:
+        """Delete the copies of messages a confirmed learner checkpoint now holds."""
+        released = 0
+        while self._retained and (self._retained[0].seq or 0) <= through:
+            msg = self._retained.popleft()
+            if msg.path is not None and self._spool is not None:
+                self._spool.delete(msg.path)
+            released += 1
+        if released:
+            with self._lock:
+                self._stats.messages_durable += released
 
     def _send_window(self) -> None:
         link = self._link
@@ -823,6 +991,10 @@ class ActorClient:
         for msg in self._backlog:
             if msg.payload is not None and not self._spill(msg):
                 lost += 1
+        for msg in list(self._retained):
+            if msg.payload is not None and not self._spill(msg, kept=True):
+                self._retained.remove(msg)
+                self._evict(msg, "closing with no room in a spool")
         if lost:
             log.warning(
                 "actor %r: %d unacknowledged messages lost at close (no spool)", self.actor_id, lost
@@ -832,6 +1004,14 @@ class ActorClient:
                 "actor %r: %d unacknowledged messages kept in %s for the next run",
                 self.actor_id,
                 len(self._backlog),
+                self.spool_dir,
+            )
+        if self._retained:
+            log.info(
+                "actor %r: copies of %d received messages not yet in a learner checkpoint "
+                "kept in %s for the next run",
+                self.actor_id,
+                len(self._retained),
                 self.spool_dir,
             )
         if self._spool is not None:

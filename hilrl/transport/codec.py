@@ -30,8 +30,14 @@ import safetensors.numpy
 from hilrl.transport.errors import ProtocolError
 from hilrl.types import IMAGE_PREFIX, EpisodeStats, Observation, Transition
 
-SCHEMA_VERSION = 1
-"""Wire schema of payloads and frames; bump on any incompatible change."""
+SCHEMA_VERSION = 2
+"""Wire schema of payloads and frames; bump on any incompatible change.
+
+2: two-level acknowledgements (received / durable), see the .proto file; payloads as in 1.
+"""
+PAYLOAD_VERSIONS = ("1", str(SCHEMA_VERSION))
+"""Payload versions that decode: v2 left the payload layout of v1 unchanged, so messages
+an older actor left in its spool still reach the learner after an upgrade."""
 
 MAX_TRANSITIONS_PER_MESSAGE = 4096
 MAX_HEADER_BYTES = 1 << 20
@@ -106,9 +112,10 @@ def _load(data: bytes, kind: str) -> tuple[dict[str, str], dict[str, np.ndarray]
     meta = read_metadata(data)
     if meta.get("kind") != kind:
         raise ProtocolError(f"payload kind is {meta.get('kind')!r}, expected {kind!r}")
-    if meta.get("schema_version") != str(SCHEMA_VERSION):
+    if meta.get("schema_version") not in PAYLOAD_VERSIONS:
         raise ProtocolError(
-            f"payload schema_version {meta.get('schema_version')!r}, this side speaks {SCHEMA_VERSION}"
+            f"payload schema_version {meta.get('schema_version')!r}, this side reads "
+            f"{' or '.join(PAYLOAD_VERSIONS)}"
         )
     try:
         arrays = safetensors.numpy.load(bytes(data))

@@ -7,8 +7,14 @@ For tests and single-process runs (actor and learner threads in one process)::
     ...                                        # the same actor and learner loops
     actor.close(); learner.stop()
 
-Like the gRPC server, callbacks run on one ingest thread, in order per actor, and the
-per-actor delivered counts form :meth:`InProcLearner.state_dict`. Unlike the gRPC client,
+Like the gRPC server, callbacks run on one ingest thread, in order per actor, the
+per-actor delivered counts form :meth:`InProcLearner.state_dict`, and
+:meth:`InProcLearner.mark_durable` moves the durable watermarks (``actor_stats()``,
+``InProcActor.wait_durable``) exactly as there, with the same ``durable_acks`` switch.
+What it does not do is keep copies for a resend: in one process a learner crash ends the
+actors too, and a restored learner gets new actor endpoints, so nothing could be resent
+(the gRPC actors keep their copies because they outlive a learner crash). Unlike the
+gRPC client,
 ``put_transitions`` waits when the bounded queue is full: in one process, backpressure on
 the actor is what keeps a slow learner from being buried (there is no network to absorb
 it and nothing to spool). Data is copied at ``put``, as the wire would, so an actor that
@@ -22,7 +28,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,6 +37,7 @@ import numpy as np
 from hilrl.transport import codec
 from hilrl.transport.errors import TransportError
 from hilrl.transport.server import ActorStats, EpisodeCallback, TransitionsCallback
+from hilrl.transport.state import make_state, parse_state
 from hilrl.types import EpisodeStats, Observation, Transition
 
 log = logging.getLogger("hilrl.transport.inproc")
@@ -77,12 +84,15 @@ class InProcLearner:
         *,
         queue_messages: int = 64,
         put_timeout_s: float = 60.0,
+        durable_acks: bool = True,
     ) -> None:
         if queue_messages < 1:
             raise ValueError(f"queue_messages must be >= 1, got {queue_messages}")
         self._on_transitions = on_transitions
         self._on_episode = on_episode
         self._put_timeout_s = put_timeout_s
+        self.durable_acks = durable_acks
+        """As ``TransportConfig.durable_acks``: False makes delivered data durable at once."""
         self._queue: queue.Queue[_Item | object] = queue.Queue(maxsize=queue_messages)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -90,6 +100,7 @@ class InProcLearner:
         self._stats: dict[str, ActorStats] = {}
         self._sent: dict[str, int] = {}
         self._delivered: dict[str, int] = {}
+        self._durable: dict[str, int] = {}
         self._weights: tuple[int, dict[str, np.ndarray]] | None = None
         self._thread: threading.Thread | None = None
 
@@ -140,28 +151,41 @@ class InProcLearner:
             self._changed.notify_all()
 
     def state_dict(self) -> dict[str, Any]:
+        """Per-actor delivered counts (take it under :meth:`ingest_paused`, as for gRPC)."""
         with self._lock:
-            return {
-                "schema_version": codec.SCHEMA_VERSION,
-                "run_id": "",
-                "acked": dict(self._delivered),
-            }
+            return make_state("", self._delivered)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        acked = state.get("acked")
-        if state.get("schema_version") != codec.SCHEMA_VERSION or not isinstance(acked, Mapping):
-            raise ValueError(f"not a transport state of schema {codec.SCHEMA_VERSION}")
+        """Restore saved watermarks (received = durable = saved), before actors connect."""
+        acked = parse_state(state)
         with self._lock:
             for actor_id, seq in acked.items():
-                if not isinstance(actor_id, str) or not isinstance(seq, int) or seq < 0:
-                    raise ValueError(f"bad acked entry {actor_id!r}: {seq!r}")
-                self._delivered[actor_id] = self._sent[actor_id] = seq
-                self._stats.setdefault(actor_id, ActorStats(actor_id)).acked_through = seq
+                self._delivered[actor_id] = self._sent[actor_id] = self._durable[actor_id] = seq
+                stats = self._stats.setdefault(actor_id, ActorStats(actor_id))
+                stats.acked_through = stats.durable_through = seq
+
+    def mark_durable(self, state: Mapping[str, Any]) -> None:
+        """Confirm a saved checkpoint holding ``state``: same rules as the gRPC server's."""
+        acked = parse_state(state)
+        if not self.durable_acks:
+            return
+        with self._lock:
+            for actor_id, seq in acked.items():
+                if actor_id not in self._delivered:
+                    continue
+                mark = min(seq, self._delivered[actor_id])
+                if mark > self._durable.get(actor_id, 0):
+                    self._durable[actor_id] = mark
+            self._changed.notify_all()
 
     def actor_stats(self) -> dict[str, ActorStats]:
         with self._lock:
             return {
-                aid: replace(s, acked_through=self._delivered.get(aid, 0))
+                aid: replace(
+                    s,
+                    acked_through=self._delivered.get(aid, 0),
+                    durable_through=self._durable.get(aid, 0),
+                )
                 for aid, s in self._stats.items()
             }
 
@@ -171,14 +195,24 @@ class InProcLearner:
             yield
 
     def wait_idle(self, timeout_s: float) -> bool:
+        return self._wait(
+            lambda: all(self._delivered.get(a, 0) >= s for a, s in self._sent.items()), timeout_s
+        )
+
+    def _wait(self, done: Callable[[], bool], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._lock:
-            while any(self._delivered.get(a, 0) < s for a, s in self._sent.items()):
+            while not done():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._changed.wait(min(left, _POLL_S))
         return True
+
+    def _wait_durable(self, actor_id: str, timeout_s: float) -> bool:
+        return self._wait(
+            lambda: self._durable.get(actor_id, 0) >= self._sent.get(actor_id, 0), timeout_s
+        )
 
     # ----------------------------------------------------------------- internals
 
@@ -230,12 +264,13 @@ class InProcLearner:
                         item.actor_id,
                     )
                     error = True
-            with self._lock:
-                self._delivered[item.actor_id] = max(
-                    self._delivered.get(item.actor_id, 0), item.sequence
-                )
-                self._stats[item.actor_id].ingest_errors += int(error)
-                self._changed.notify_all()
+                with self._lock:  # under the gate, as in the gRPC server
+                    aid = item.actor_id
+                    self._delivered[aid] = max(self._delivered.get(aid, 0), item.sequence)
+                    if not self.durable_acks:
+                        self._durable[aid] = self._delivered[aid]
+                    self._stats[aid].ingest_errors += int(error)
+                    self._changed.notify_all()
 
 
 class InProcActor:
@@ -280,6 +315,10 @@ class InProcActor:
     def flush(self, timeout_s: float) -> bool:
         """Wait until the learner delivered everything this actor put."""
         return self._learner.wait_idle(timeout_s)
+
+    def wait_durable(self, timeout_s: float) -> bool:
+        """Wait until a confirmed learner checkpoint holds everything this actor put."""
+        return self._learner._wait_durable(self.actor_id, timeout_s)
 
     def close(self, timeout_s: float | None = None) -> bool:
         if self._closed:

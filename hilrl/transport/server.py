@@ -12,7 +12,10 @@ The learner process runs it like this::
             server.publish_weights(algorithm.policy_weights(), version)
         if checkpoint_due:
             with server.ingest_paused():           # replay + ack state from one instant
-                save(replay_buffer, server.state_dict())
+                state = server.state_dict()
+                snapshot = replay_buffer.state_dict()
+            save(snapshot, state)                  # ingest may go on meanwhile
+            server.mark_durable(state)             # actors may now delete that data
     server.stop()
 
 Threads: gRPC handler threads only read, check and decode; the callbacks run on one ingest
@@ -20,11 +23,21 @@ thread that the training thread never waits on. The bounded ingest queue is the
 backpressure: when it is full, readers stop reading, gRPC flow control stops the actors'
 streams, and the actors hold (and spool) their data instead of the learner growing.
 
-Exactly once: every actor numbers its messages. A message is acknowledged (cumulatively)
-only after its callback returned; duplicates (resends after a reconnect) are recognised
-by (actor id, sequence number) and dropped. The per-actor high-water marks are the
-:meth:`LearnerServer.state_dict`, so a learner restored from a checkpoint tells each
-reconnecting actor where to resume.
+Exactly once, even across a learner crash: every actor numbers its messages, and the
+learner acknowledges them (cumulatively) at two levels:
+
+* *received*: the message's callback returned. The actor stops resending it in this
+  session; duplicates (resends after a reconnect) are recognised by (actor id, sequence
+  number) and dropped.
+* *durable*: a checkpoint that holds it is saved, and the learner said so with
+  :meth:`LearnerServer.mark_durable`. Only now may the actor delete its copy.
+
+The per-actor received watermarks are the :meth:`LearnerServer.state_dict`; taken under
+:meth:`LearnerServer.ingest_paused` with the replay buffer, they match what that replay
+holds. A learner killed at any point and restored from its last checkpoint reports that
+checkpoint's watermarks at the next handshake, and every actor resends what lies above
+them from the copies it kept: nothing lost, nothing twice. With ``durable_acks: false``
+(a learner that never checkpoints) data counts as durable once received, as in v1.
 """
 
 from __future__ import annotations
@@ -57,6 +70,7 @@ from hilrl.transport.security import (
     check_exposure,
     server_credentials,
 )
+from hilrl.transport.state import make_state, parse_state
 from hilrl.types import EpisodeStats, Transition
 
 log = logging.getLogger("hilrl.transport.server")
@@ -93,6 +107,9 @@ class ActorStats:
     """Sequence numbers skipped by the actor (data it lost before sending, e.g. a kill -9)."""
     ingest_errors: int = 0
     acked_through: int = 0
+    """Received watermark: every message up to here was delivered to the callbacks."""
+    durable_through: int = 0
+    """Durable watermark: every message up to here is in a confirmed checkpoint."""
     last_seen: float = 0.0
     """time.time() of the last handshake or message."""
 
@@ -102,6 +119,7 @@ class _Actor:
     stats: ActorStats
     accepted: int = 0
     delivered: int = 0
+    durable: int = 0
     streams: int = 0
     handshake_at: float = 0.0
     rejections: list[tuple[int, str]] = field(default_factory=list)
@@ -295,43 +313,68 @@ class LearnerServer:
             self._changed.notify_all()
 
     def state_dict(self) -> dict[str, Any]:
-        """Per-actor delivered sequence numbers: save them with the replay buffer."""
+        """Per-actor delivered sequence numbers: save them with the replay buffer.
+
+        Take it under :meth:`ingest_paused`, together with the replay snapshot, so both
+        describe the same instant; after saving them, pass it to :meth:`mark_durable`.
+        """
         with self._lock:
-            return {
-                "schema_version": codec.SCHEMA_VERSION,
-                "run_id": self.run_id,
-                "acked": {aid: a.delivered for aid, a in self._actors.items()},
-            }
+            return make_state(self.run_id, {aid: a.delivered for aid, a in self._actors.items()})
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore high-water marks saved by :meth:`state_dict` (before actors reconnect)."""
-        acked = state.get("acked")
-        if state.get("schema_version") != codec.SCHEMA_VERSION or not isinstance(acked, Mapping):
-            raise ValueError(
-                f"not a transport state of schema {codec.SCHEMA_VERSION}: {dict(state)!r:.200}"
-            )
-        if self.run_id and state.get("run_id") not in ("", self.run_id):
-            raise ValueError(
-                f"transport state belongs to run {state.get('run_id')!r}, this learner runs {self.run_id!r}"
-            )
+        """Restore the watermarks of a checkpoint (before actors reconnect).
+
+        A loaded state is a saved checkpoint, hence durable: received and durable
+        watermarks both start there, and actors resend whatever lies above them.
+        """
+        acked = parse_state(state, self.run_id)
         with self._lock:
             for actor_id, seq in acked.items():
-                if not isinstance(actor_id, str) or not isinstance(seq, int) or seq < 0:
-                    raise ValueError(f"bad acked entry {actor_id!r}: {seq!r}")
                 actor = self._actor(actor_id)
-                actor.accepted = actor.delivered = actor.stats.acked_through = seq
+                actor.accepted = actor.delivered = actor.durable = seq
+                actor.stats.acked_through = actor.stats.durable_through = seq
+
+    def mark_durable(self, state: Mapping[str, Any]) -> None:
+        """Confirm that a checkpoint holding ``state`` (a :meth:`state_dict`) is saved.
+
+        Actors then delete their copies of every message up to its watermarks. Call it
+        after the checkpoint is safely on disk, never before: the copies are what makes a
+        crash before that point lossless. Watermarks only move forward (an older state is
+        ignored) and never past what was delivered. With ``durable_acks: false`` data is
+        durable once delivered, and this only checks ``state``.
+        """
+        acked = parse_state(state, self.run_id)
+        if not self.config.durable_acks:
+            return
+        with self._lock:
+            for actor_id, seq in acked.items():
+                actor = self._actors.get(actor_id)
+                if actor is None:
+                    continue
+                mark = min(seq, actor.delivered)
+                if mark > actor.durable:
+                    actor.durable = actor.stats.durable_through = mark
+            self._changed.notify_all()
 
     def actor_stats(self) -> dict[str, ActorStats]:
         with self._lock:
             now = time.time()
             out = {}
             for aid, a in self._actors.items():
-                out[aid] = replace(a.stats, connected=a.live(now), acked_through=a.delivered)
+                out[aid] = replace(
+                    a.stats,
+                    connected=a.live(now),
+                    acked_through=a.delivered,
+                    durable_through=a.durable,
+                )
             return out
 
     @contextlib.contextmanager
     def ingest_paused(self) -> Iterator[None]:
-        """Hold the ingest thread between two callbacks (for a consistent checkpoint)."""
+        """Hold the ingest thread between two callbacks (for a consistent checkpoint).
+
+        Inside it, :meth:`state_dict` counts exactly the messages whose callbacks ran.
+        """
         with self._ingest_gate:
             yield
 
@@ -370,11 +413,15 @@ class LearnerServer:
                         item.actor_id,
                     )
                     error = True
-            with self._lock:
-                actor = self._actors[item.actor_id]
-                actor.delivered = max(actor.delivered, item.sequence)
-                actor.stats.ingest_errors += int(error)
-                self._changed.notify_all()
+                # Still under the gate: a state_dict() taken in ingest_paused() must count
+                # every message whose callback ran, or a restore would take it again.
+                with self._lock:
+                    actor = self._actors[item.actor_id]
+                    actor.delivered = max(actor.delivered, item.sequence)
+                    if not self.config.durable_acks:
+                        actor.durable = actor.stats.durable_through = actor.delivered
+                    actor.stats.ingest_errors += int(error)
+                    self._changed.notify_all()
 
     # ------------------------------------------------------------- session logic
 
@@ -440,9 +487,13 @@ class LearnerServer:
             actor.stats.last_seen = now
             actor.handshake_at = now
             self._changed.notify_all()
-            last, accepted = actor.delivered, actor.accepted
+            last, accepted, durable = actor.delivered, actor.accepted, actor.durable
         log.info(
-            "actor %r connected from %s (resumes after message %d)", request.actor_id, peer, last
+            "actor %r connected from %s (resumes after message %d, durable through %d)",
+            request.actor_id,
+            peer,
+            last,
+            durable,
         )
         return pb.HandshakeReply(
             accepted=True,
@@ -451,6 +502,8 @@ class LearnerServer:
             schema_version=codec.SCHEMA_VERSION,
             last_acked_sequence=last,
             last_accepted_sequence=accepted,
+            durable_sequence=durable,
+            durable_acks=self.config.durable_acks,
             max_payload_bytes=self.config.max_payload_bytes,
             chunk_bytes=self.config.chunk_bytes,
         )
@@ -512,13 +565,14 @@ class LearnerServer:
             daemon=True,
         )
         reader.start()
-        sent = -1
+        sent = sent_durable = -1
         try:
             while True:
                 with self._lock:
                     self._changed.wait_for(
-                        lambda sent=sent: (
+                        lambda sent=sent, sent_durable=sent_durable: (
                             actor.delivered != sent  # type: ignore[misc]
+                            or actor.durable != sent_durable  # type: ignore[misc]
                             or bool(actor.rejections)
                             or state.done
                             or self._stopping.is_set()
@@ -527,17 +581,21 @@ class LearnerServer:
                         timeout=_POLL_S,
                     )
                     current = self._current(actor_id, session_id)
-                    through = actor.delivered
+                    through, durable = actor.delivered, actor.durable
                     rejections, actor.rejections = (
                         (actor.rejections, []) if current else ([], actor.rejections)
                     )
-                    drained = actor.delivered >= actor.accepted
-                if current and (through != sent or rejections):
+                    # Read with the watermarks: the reader sets `done` under this lock after
+                    # its last accept, so a stale `done` cannot end the stream before the
+                    # ack of the last message went out.
+                    finished = state.done and actor.delivered >= actor.accepted
+                if current and (through != sent or durable != sent_durable or rejections):
                     yield pb.Ack(
                         acked_through=through,
+                        durable_through=durable,
                         rejected=[pb.Rejection(sequence=s, reason=r) for s, r in rejections],
                     )
-                    sent = through
+                    sent, sent_durable = through, durable
                 if state.error is not None:
                     code, detail = state.error
                     context.abort(code, detail)
@@ -546,7 +604,7 @@ class LearnerServer:
                         grpc.StatusCode.FAILED_PRECONDITION,
                         "session superseded by a newer handshake",
                     )
-                if self._stopping.is_set() or not context.is_active() or (state.done and drained):
+                if self._stopping.is_set() or not context.is_active() or finished:
                     return
         finally:
             state.done = True

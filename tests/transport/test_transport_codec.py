@@ -88,7 +88,11 @@ def _tensors(batch: list[Transition]) -> dict[str, np.ndarray]:
     return safetensors.numpy.load(codec.encode_transitions(batch))
 
 
-def _save(tensors: dict[str, np.ndarray], kind: str = "transitions", schema: str = "1") -> bytes:
+def _save(
+    tensors: dict[str, np.ndarray],
+    kind: str = "transitions",
+    schema: str = str(codec.SCHEMA_VERSION),
+) -> bytes:
     return bytes(safetensors.numpy.save(tensors, metadata={"kind": kind, "schema_version": schema}))
 
 
@@ -130,6 +134,8 @@ def test_decode_rejects_wrong_kind_schema_and_garbage() -> None:
         codec.decode_transitions(_save(tensors, kind="weights"))
     with pytest.raises(ProtocolError, match="schema"):
         codec.decode_transitions(_save(tensors, schema="99"))
+    # v2 kept the v1 payload layout: what an older actor spooled still decodes.
+    assert len(codec.decode_transitions(_save(tensors, schema="1"))) == 2
     good = codec.encode_transitions(make_episode(0, 0, 2))
     for bad in (
         b"",

@@ -49,7 +49,7 @@ def bad_payloads(rng: random.Random, valid: bytes) -> list[tuple[str, Callable[[
         def build() -> bytes:
             t = {k: v.copy() for k, v in tensors.items()}
             change(t)
-            meta = {"kind": "transitions", "schema_version": "1"}
+            meta = {"kind": "transitions", "schema_version": str(codec.SCHEMA_VERSION)}
             return bytes(safetensors.numpy.save(t, metadata=meta))
 
         return build

@@ -198,7 +198,11 @@ def test_actor_started_before_learner_spools_and_survives_its_own_restart(
         second.put_transitions(make_episode(0, 1, 20))
         assert second.flush(20.0)
         assert sorted(collector.keys("a")) == sorted((ep, f) for ep in range(2) for f in range(20))
-        assert not any(second.spool_dir.glob("*.safetensors"))  # type: ignore[union-attr]
+        # Received is not durable: the spooled copies stay until a checkpoint is confirmed.
+        assert second.spool_dir is not None and any(second.spool_dir.glob("*.safetensors"))
+        server.mark_durable(server.state_dict())
+        assert second.wait_durable(10.0)
+        assert not any(second.spool_dir.glob("*.safetensors"))
     finally:
         second.close(2.0)
         server.stop()

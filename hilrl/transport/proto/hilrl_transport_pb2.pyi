@@ -46,6 +46,8 @@ class HandshakeReply(_message.Message):
     __slots__ = (
         "accepted",
         "chunk_bytes",
+        "durable_acks",
+        "durable_sequence",
         "last_accepted_sequence",
         "last_acked_sequence",
         "learner_run_id",
@@ -65,6 +67,8 @@ class HandshakeReply(_message.Message):
     MAX_PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
     CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
     LAST_ACCEPTED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    DURABLE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    DURABLE_ACKS_FIELD_NUMBER: _ClassVar[int]
     accepted: bool
     reason: str
     retryable: bool
@@ -75,6 +79,8 @@ class HandshakeReply(_message.Message):
     max_payload_bytes: int
     chunk_bytes: int
     last_accepted_sequence: int
+    durable_sequence: int
+    durable_acks: bool
     def __init__(
         self,
         accepted: bool | None = ...,
@@ -87,6 +93,8 @@ class HandshakeReply(_message.Message):
         max_payload_bytes: int | None = ...,
         chunk_bytes: int | None = ...,
         last_accepted_sequence: int | None = ...,
+        durable_sequence: int | None = ...,
+        durable_acks: bool | None = ...,
     ) -> None: ...
 
 class Frame(_message.Message):
@@ -133,15 +141,18 @@ class Frame(_message.Message):
     ) -> None: ...
 
 class Ack(_message.Message):
-    __slots__ = ("acked_through", "rejected")
+    __slots__ = ("acked_through", "durable_through", "rejected")
     ACKED_THROUGH_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
+    DURABLE_THROUGH_FIELD_NUMBER: _ClassVar[int]
     acked_through: int
     rejected: _containers.RepeatedCompositeFieldContainer[Rejection]
+    durable_through: int
     def __init__(
         self,
         acked_through: int | None = ...,
         rejected: _Iterable[Rejection | _Mapping] | None = ...,
+        durable_through: int | None = ...,
     ) -> None: ...
 
 class Rejection(_message.Message):
