@@ -148,6 +148,43 @@ VERBS: tuple[Verb, ...] = (
         "return and intervention rate against env steps (rolling means, eval points marked) "
         "and the learner's losses, temperature and update rate.",
     ),
+    Verb(
+        "train",
+        "hilrl.cli.train",
+        "the main job: learner + actors on this machine (demos recorded first if missing)",
+        "Record demonstrations with the simulated operator when train.demo_dataset is "
+        "missing (sim), start a learner and train.num_actors actor processes, show a live "
+        "status line (env steps, updates/s, success and intervention rates, policy lag), "
+        "and stop everything cleanly on Ctrl-C with a final checkpoint. --resume continues "
+        "the run in run.output_dir. Writes config, checkpoints, metrics, TensorBoard logs "
+        "and plots into run.output_dir.",
+    ),
+    Verb(
+        "learner",
+        "hilrl.cli.learner",
+        "the learner process: replay, SAC updates, weights to actors, checkpoints",
+        "Serve actors over gRPC on transport.host:port, put their transitions into the "
+        "replay buffers (demos from train.demo_dataset), run SAC updates after the warm-up, "
+        "publish weights every train.publish_every_s, checkpoint, and log metrics into "
+        "run.output_dir. Stops after run.total_env_steps, or on SIGINT / SIGTERM, with a "
+        "final checkpoint.",
+    ),
+    Verb(
+        "actor",
+        "hilrl.cli.actor",
+        "an actor process: run episodes with the newest policy, send them to the learner",
+        "Connect to the learner at transport.host:port, wait for its weights, run episodes "
+        "on the env (the operator in teleop.device may intervene) and send every step and "
+        "episode summary, until --max-steps or SIGINT / SIGTERM.",
+    ),
+    Verb(
+        "train-offline",
+        "hilrl.cli.train_offline",
+        "train SAC on a recorded dataset only and write a checkpoint",
+        "Load a LeRobot dataset into the demo buffer and run --updates SAC updates on it "
+        "(online_ratio 0), then write a checkpoint into run.output_dir that hilrl actor, "
+        "hilrl eval and hilrl train --resume can start from.",
+    ),
 )
 
 

@@ -15,6 +15,7 @@ from hilrl.config.learner import LearningConfig
 from hilrl.config.loader import ConfigError
 from hilrl.config.reward import RewardClassifierConfig
 from hilrl.config.teleop import TeleopConfig
+from hilrl.config.train import TrainConfig
 from hilrl.config.transport import TransportConfig
 
 
@@ -54,3 +55,5 @@ class RootConfig:
     """Recorded datasets: name / folder, task text, episode count, storage, Hub upload."""
     reward: RewardClassifierConfig = field(default_factory=RewardClassifierConfig)
     """Learned reward classifier: model, training (train-reward), sim labelling (label-sim), use as the env reward (path)."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """Training run layout: actor count, warm-up, weight publishing, checkpoints, demos, evaluation."""

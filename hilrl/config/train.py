@@ -1,0 +1,83 @@
+"""Training-run configuration: processes, warm-up, weight sync, checkpoints, demos, eval.
+
+``hilrl train`` (one learner and ``num_actors`` actor processes on this machine),
+``hilrl learner`` and ``hilrl actor`` read this section; the learning hyper-parameters
+live in ``learning`` and the run length in ``run.total_env_steps``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hilrl.config.loader import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    """How a training run is laid out and paced."""
+
+    num_actors: int = 1
+    """Actor processes hilrl train starts on this machine (0: none; actors connect from other machines)."""
+    inprocess: bool = False
+    """Run the learner and the actors as threads of one process over the in-process transport (tests, debugging)."""
+    warmup_transitions: int = 500
+    """Online transitions in the replay before the first update (demos do not count)."""
+    updates_per_env_step: float = 0.0
+    """Actors pause while the learner has made fewer than this many updates per env step after the warm-up (keeps the UTD when the sim outruns the learner); 0: actors never wait."""
+    publish_every_s: float = 4.0
+    """Seconds between weight publications to the actors (LeRobot uses 4 s)."""
+    publish_every_updates: int = 0
+    """Also publish after this many updates since the last publication (0: by time only)."""
+    checkpoint_every_s: float = 0.0
+    """Also checkpoint every this many seconds of training (0: only every learning.checkpoint.every_steps updates and at the end)."""
+    demo_dataset: str | None = None
+    """LeRobot dataset loaded into the demo buffer; null: <run.output_dir>/demos."""
+    num_demo_episodes: int = 0
+    """When the demo dataset is missing, record this many episodes with the simulated operator first (sim only; 0: train without demos)."""
+    eval_every_episodes: int = 0
+    """Actor 0 runs deterministic evaluation episodes, without operator, after every this many training episodes (0: never)."""
+    eval_episodes: int = 1
+    """Evaluation episodes per evaluation round."""
+    max_runtime_s: float | None = None
+    """Stop the run (final checkpoint) after this many seconds of training; null: no limit."""
+    learner_torch_threads: int = 0
+    """Torch threads of the learner; 0: one thread when actors share this machine, else torch's default."""
+    actor_torch_threads: int = 1
+    """Torch threads of each actor's policy inference (small networks: one is fastest)."""
+    weights_timeout_s: float = 300.0
+    """Actor: give up if the learner's first weights do not arrive within this time."""
+    shutdown_timeout_s: float = 60.0
+    """hilrl train: seconds each process gets to stop cleanly (actors flush, learner checkpoints) before it is killed."""
+
+    def validate(self) -> None:
+        if self.num_actors < 0:
+            raise ConfigError("num_actors", self.num_actors, "must be >= 0")
+        if self.inprocess and self.num_actors < 1:
+            raise ConfigError("num_actors", self.num_actors, "inprocess runs need >= 1 actor")
+        counts = (
+            "warmup_transitions",
+            "publish_every_updates",
+            "num_demo_episodes",
+            "eval_every_episodes",
+            "learner_torch_threads",
+        )
+        for name in counts:
+            if getattr(self, name) < 0:
+                raise ConfigError(name, getattr(self, name), "must be >= 0")
+        if self.eval_episodes < 1:
+            raise ConfigError("eval_episodes", self.eval_episodes, "must be >= 1")
+        if self.actor_torch_threads < 1:
+            raise ConfigError("actor_torch_threads", self.actor_torch_threads, "must be >= 1")
+        for name in ("updates_per_env_step", "checkpoint_every_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(name, value, "must be a finite number >= 0")
+        for name in ("publish_every_s", "weights_timeout_s", "shutdown_timeout_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(name, value, "must be a finite number > 0")
+        if self.max_runtime_s is not None and not self.max_runtime_s > 0:
+            raise ConfigError("max_runtime_s", self.max_runtime_s, "must be positive or null")
+        if self.demo_dataset is not None and not self.demo_dataset.strip():
+            raise ConfigError("demo_dataset", self.demo_dataset, "must be a folder path or null")

@@ -1,0 +1,146 @@
+"""``hilrl train-offline``: SAC updates on a recorded dataset only, then a checkpoint.
+
+Offline training is "fill the demo buffer, run updates with ``online_ratio=0``": the
+dataset's transitions go into the demo buffer (checked against the env's observation
+and action layout, which the networks are built for), the sampler draws every row from
+it, and the result is an ordinary checkpoint in ``<run.output_dir>/checkpoints``. An
+actor, ``hilrl eval``, or ``hilrl train --resume`` (online fine-tuning, keeping the
+demo buffer when it was saved) can start from it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TextIO
+
+import torch
+
+from hilrl.config.loader import ConfigError, save_config
+from hilrl.config.root import RootConfig
+from hilrl.runtime.run_dir import JsonlWriter, prepare_run
+
+
+@dataclass
+class OfflineResult:
+    """What an offline run did."""
+
+    updates: int
+    demo_episodes: int
+    demo_transitions: int
+    checkpoint: Path
+    wall_s: float
+    interrupted: bool = False
+    """Ctrl-C stopped the updates early (the checkpoint holds what was done)."""
+
+
+def train_offline(
+    cfg: RootConfig,
+    dataset: str | Path,
+    updates: int,
+    *,
+    progress: bool = True,
+    out: TextIO | None = None,
+) -> OfflineResult:
+    """Load ``dataset`` into the demo buffer, run ``updates`` SAC updates, checkpoint."""
+    from tqdm import tqdm
+
+    from hilrl.algorithms.sac import SAC, resolve_device
+    from hilrl.data.mixer import MixedSampler, ReplayBuffers
+    from hilrl.runtime.checkpoint import save_checkpoint
+    from hilrl.runtime.demos import is_dataset, load_demos
+    from hilrl.runtime.learner import Counters, MetricsAverage
+    from hilrl.runtime.specs import specs_from_config
+
+    out = out if out is not None else sys.stderr
+    if updates < 1:
+        raise ConfigError("--updates", updates, "must be >= 1")
+    path = Path(dataset).expanduser()
+    if not is_dataset(path):
+        raise ConfigError("--dataset", str(path), "no LeRobot dataset there (meta/info.json)")
+    run = prepare_run(cfg.run.output_dir, resume=False)
+    save_config(cfg, run.config)
+    if cfg.train.learner_torch_threads:
+        torch.set_num_threads(cfg.train.learner_torch_threads)
+    torch.manual_seed(cfg.run.seed)
+    obs_spec, act_spec = specs_from_config(cfg)
+    device = resolve_device(cfg.learning.device)
+    sac_cfg = cfg.learning.sac
+    replay_cfg = replace(cfg.learning.replay, online_ratio=0.0)
+    sac = SAC(obs_spec, act_spec, sac_cfg, cfg.learning.encoder, device)
+    buffers = ReplayBuffers(obs_spec, act_spec.dim, replay_cfg)
+    episodes, count = load_demos(buffers, path, obs_spec, act_spec.dim)
+    if count == 0:
+        raise ConfigError("--dataset", str(path), "the dataset holds no transitions")
+    out.write(f"train-offline: {episodes} episodes, {count} transitions from {path}\n")
+    sampler = MixedSampler(
+        buffers, replay_cfg, device, sac_cfg.utd_ratio, sac_cfg.n_step, sac_cfg.discount
+    )
+    counters = Counters(demo_transitions=count)
+    ck = cfg.learning.checkpoint
+    started = time.monotonic()
+    next_log = started + cfg.run.log_every_s
+    last_log, last_updates = started, 0
+    metrics = MetricsAverage()
+
+    def checkpoint() -> Path:
+        data = asdict(counters)
+        data["elapsed_s"] = time.monotonic() - started
+        data["offline_dataset"] = str(path)
+        return save_checkpoint(
+            run.checkpoints,
+            counters.updates,
+            sac,
+            buffers=buffers if ck.save_buffers else None,
+            sampler=sampler,
+            config=cfg,
+            counters=data,
+            keep_last=ck.keep_last,
+        )
+
+    with JsonlWriter(run.learner_jsonl) as log:
+
+        def log_line(now: float) -> None:
+            rate = (counters.updates - last_updates) / max(now - last_log, 1e-9)
+            record = {
+                "time_s": round(now - started, 3),
+                "env_steps": 0,
+                "updates": counters.updates,
+                "updates_per_s": round(rate, 3),
+                "replay_sizes": {n: len(b) for n, b in buffers.by_name().items()},
+                "policy_version": -1,
+            }
+            record.update(metrics.take())
+            log.write(record)
+
+        interrupted = False
+        try:
+            bar = tqdm(
+                total=updates, desc="train-offline", unit="upd", file=out, disable=not progress
+            )
+            with bar:
+                for _ in range(updates):
+                    metrics.add(sac.update(sampler.next()))
+                    counters.updates += 1
+                    bar.update(1)
+                    if ck.every_steps and counters.updates % ck.every_steps == 0:
+                        checkpoint()
+                    now = time.monotonic()
+                    if now >= next_log:
+                        log_line(now)
+                        next_log, last_log, last_updates = (
+                            now + cfg.run.log_every_s,
+                            now,
+                            counters.updates,
+                        )
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            sampler.close()
+        log_line(time.monotonic())
+    final = checkpoint()
+    wall = time.monotonic() - started
+    out.write(f"train-offline: {counters.updates} updates in {wall:.1f} s; checkpoint {final}\n")
+    return OfflineResult(counters.updates, episodes, count, final, wall, interrupted)
