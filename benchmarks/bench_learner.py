@@ -1,16 +1,21 @@
 """Learner throughput: SAC critic updates per second and replay bytes per transition.
 
-    .venv/bin/python benchmarks/bench_learner.py [--seconds 20] [--threads 0]
+    .venv/bin/python benchmarks/bench_learner.py [--seconds 10] [--threads 1] [--no-compile]
 
 Cases, each at batch 256 and UTD 2 on the CPU:
   (a) state observations (18-D state, 4-D action with a gripper: grasp critic on);
   (b) the same plus two 128x128 cameras through the small CNN.
-Each case is timed twice: ``update()`` on ready batches (the learner's own cost) and
+Each case runs in several learner configurations, side by side:
+  reference  the default config (fp32, eager): what a run gets without tuning;
+  bf16       ``sac.precision=bf16`` (autocast: matmuls on AMX where the CPU has it);
+  optimised  ``sac.precision=bf16`` + ``sac.compile`` (inductor fuses the elementwise
+             work of forward and backward; its compile time is reported separately).
+Each is timed on ready batches (the learner's own cost); reference and optimised also
 end-to-end with the prefetching replay sampler (gather + DrQ shift in a thread).
+Rates are critic steps per wall-clock second; the load average is printed because the
+machine may be shared (the same run's ratios are the meaningful figures).
 Replay memory: bytes held per transition by a full buffer of 100-step episodes with two
 128x128 cameras, against the uint8 size of one observation.
-
-Also timed: case (a) with ``sac.precision=bf16`` (autocast; AMX on recent Xeons).
 
 Baseline: LeRobot 0.4.4 HIL-SERL, measured on this machine class with two 128x128
 cameras at batch 256 / UTD 2: 0.064 critic updates/s (docs/REFERENCE). Ends with one
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -73,7 +79,7 @@ def fill(
 
 def time_updates(sac: SAC, batches: list, seconds: float) -> float:  # type: ignore[type-arg]
     """Critic updates per second of ``sac.update`` on ready batches."""
-    sac.update(batches[0])  # warm-up (allocator, fused kernels)
+    sac.update(batches[1 % len(batches)])  # warm-up (allocator, fused kernels)
     steps0, t0, i = sac.critic_steps, time.perf_counter(), 0
     while time.perf_counter() - t0 < seconds or i < 2:
         sac.update(batches[i % len(batches)])
@@ -92,10 +98,17 @@ def time_end_to_end(sac: SAC, sampler: MixedSampler, seconds: float) -> float:
     return rate
 
 
-def bench_case(images: bool, seconds: float, precision: str = "fp32") -> dict[str, float]:
+VARIANTS: dict[str, dict[str, object]] = {
+    "reference": {},
+    "bf16": {"precision": "bf16"},
+    "optimised": {"precision": "bf16", "compile": True},
+}
+
+
+def bench_case(images: bool, seconds: float, variant: str, with_sampler: bool) -> dict[str, float]:
     torch.manual_seed(0)
     s = spec(images)
-    sac_cfg = SACConfig(utd_ratio=2, precision=precision)
+    sac_cfg = SACConfig(utd_ratio=2, **VARIANTS[variant])  # type: ignore[arg-type]
     sac = SAC(s, ACTION, sac_cfg, EncoderConfig(type="small_cnn"), device="cpu")
     rcfg = ReplayConfig(
         capacity=4000, demo_capacity=2000, intervention_capacity=100, batch_size=256, prefetch=2
@@ -104,16 +117,20 @@ def bench_case(images: bool, seconds: float, precision: str = "fp32") -> dict[st
     fill(bufs.online, bufs.demos, s, 3000, np.random.default_rng(0))
     sampler = MixedSampler(bufs, rcfg, device="cpu", chunks=sac_cfg.utd_ratio)
     batches = [sampler.sample() for _ in range(2)]
-    tag = ("image" if images else "state") + ("" if precision == "fp32" else f"_{precision}")
+    tag = ("image" if images else "state") + f"_{variant}"
     t0 = time.perf_counter()
     for _ in range(3):
         sampler.sample()
     sample_ms = (time.perf_counter() - t0) / 3 * 1000
-    out = {
-        f"{tag}_updates_per_s": time_updates(sac, batches, seconds),
-        f"{tag}_updates_per_s_with_sampler": time_end_to_end(sac, sampler, seconds),
-        f"{tag}_sample_ms_per_call": sample_ms,
-    }
+    t0 = time.perf_counter()
+    sac.update(batches[0])  # the first call compiles when sac.compile is on
+    out = {f"{tag}_first_update_s": time.perf_counter() - t0}
+    out[f"{tag}_updates_per_s"] = time_updates(sac, batches, seconds)
+    if with_sampler:
+        out[f"{tag}_updates_per_s_with_sampler"] = time_end_to_end(sac, sampler, seconds)
+        out[f"{tag}_sample_ms_per_call"] = sample_ms
+    else:
+        sampler.close()
     return out
 
 
@@ -140,16 +157,33 @@ def main() -> None:
         default=1,
         help="torch intra-op threads (1: on a shared 2-core box a 2nd OpenMP thread made updates ~40x slower)",
     )
+    ap.add_argument(
+        "--no-compile", action="store_true", help="skip the compiled (optimised) variant"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    figures: dict[str, float] = {"torch_threads": float(torch.get_num_threads())}
-    figures.update(bench_case(False, args.seconds))
-    figures.update(bench_case(False, args.seconds, precision="bf16"))
-    figures.update(bench_case(True, args.seconds))
+    figures: dict[str, float] = {
+        "torch_threads": float(torch.get_num_threads()),
+        "load_average_1min_start": os.getloadavg()[0],
+    }
+    variants = ["reference", "bf16"] + ([] if args.no_compile else ["optimised"])
+    for images in (False, True):
+        for variant in variants:
+            figures.update(bench_case(images, args.seconds, variant, variant != "bf16"))
+        case = "image" if images else "state"
+        for variant in variants[1:]:
+            figures[f"{case}_{variant}_speedup_vs_reference"] = (
+                figures[f"{case}_{variant}_updates_per_s"]
+                / figures[f"{case}_reference_updates_per_s"]
+            )
+    best = "optimised" if "optimised" in variants else "bf16"
+    figures["state_updates_per_s"] = figures[f"state_{best}_updates_per_s"]
+    figures["image_updates_per_s"] = figures[f"image_{best}_updates_per_s"]
     figures["image_speedup_vs_lerobot"] = (
         figures["image_updates_per_s"] / LEROBOT_IMAGE_UPDATES_PER_S
     )
     figures.update(bytes_per_transition())
+    figures["load_average_1min_end"] = os.getloadavg()[0]
     targets = {
         "state_updates_per_s": 350.0,
         "image_updates_per_s": 0.64,

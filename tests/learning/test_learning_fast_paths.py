@@ -1,0 +1,134 @@
+"""The learner's fast paths against their references: optimiser kernels, chunked UTD
+steps, bf16 weight freshness, the compiled loss path and the per-head critic."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from learning_helpers import STATE, random_batch, tiny_encoder_cfg, tiny_sac_cfg, tiny_spec
+from torch import nn
+
+from hilrl.algorithms.cpu_memory import retain_freed_memory
+from hilrl.algorithms.optim import adam_step, clip_grad_norm, drop_grads
+from hilrl.algorithms.sac import SAC, _slice_batch
+from hilrl.policies.sac_policy import ActionSpec
+
+
+def _net() -> nn.Module:
+    return nn.Sequential(nn.Linear(5, 7), nn.LayerNorm(7), nn.ReLU(), nn.Linear(7, 2))
+
+
+def test_adam_step_and_clip_are_bitwise_torch() -> None:
+    torch.manual_seed(0)
+    ref = _net()
+    fast = copy.deepcopy(ref)
+    opt_ref = torch.optim.Adam(ref.parameters(), lr=1e-2, fused=True)
+    opt_fast = torch.optim.Adam(fast.parameters(), lr=1e-2, fused=True)
+    for step in range(4):
+        x = torch.randn(16, 5) * (10.0 if step % 2 else 0.1)  # clipping on odd steps only
+        opt_ref.zero_grad(set_to_none=True)
+        ref(x).pow(2).sum().backward()
+        norm_ref = nn.utils.clip_grad_norm_(ref.parameters(), 1.0, foreach=True)
+        opt_ref.step()
+        drop_grads(list(fast.parameters()))
+        fast(x).pow(2).sum().backward()
+        norm_fast = clip_grad_norm(list(fast.parameters()), 1.0)
+        adam_step(opt_fast)
+        assert torch.equal(norm_ref, norm_fast), step
+        for a, b in zip(ref.parameters(), fast.parameters()):
+            assert torch.equal(a, b), step
+            for key in ("exp_avg", "exp_avg_sq", "step"):
+                assert torch.equal(opt_ref.state[a][key], opt_fast.state[b][key]), (step, key)
+    assert norm_ref > 1.0  # the clipping branch was exercised
+
+
+def _params(sac: SAC) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in sac._network_tensors().items()}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_utd_chunks_equal_sequential_single_steps(precision: str) -> None:
+    """A UTD-2 call is two critic steps in a row; the second sees the first's weights.
+
+    (bf16: autocast caches each weight's bf16 copy until its context exits; a context
+    around the whole call would run the second step on stale weights.)
+    """
+    spec = tiny_spec()
+    action = ActionSpec(3, True)
+    batch = random_batch(spec, 16, 3)
+    kw: dict[str, Any] = {"precision": precision, "policy_update_freq": 100}
+    torch.manual_seed(0)
+    chunked = SAC(spec, action, tiny_sac_cfg(utd_ratio=2, **kw), tiny_encoder_cfg())
+    torch.manual_seed(0)
+    single = SAC(spec, action, tiny_sac_cfg(utd_ratio=1, **kw), tiny_encoder_cfg())
+    torch.manual_seed(1)
+    chunked.update(batch)
+    torch.manual_seed(1)
+    single.update(_slice_batch(batch, 0, 8))
+    single.update(_slice_batch(batch, 8, 16))
+    a, b = _params(chunked), _params(single)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_actor_step_leaves_critic_gradients_alone() -> None:
+    spec = tiny_spec(images=False)
+    sac = SAC(spec, ActionSpec(3, True), tiny_sac_cfg(utd_ratio=1), tiny_encoder_cfg())
+    sac.update(random_batch(spec, 8, 3))
+    grads = [p.grad.clone() for p in sac.critic.parameters() if p.grad is not None]
+    assert len(grads) == len(list(sac.critic.parameters()))
+    actor_before = [p.clone() for p in sac.nets.actor.parameters()]
+    latents = sac.nets.encoder({STATE: torch.randn(8, 3)}).detach()
+    sac._actor_step(latents, [])
+    for g, p in zip(grads, sac.critic.parameters()):
+        assert p.grad is not None and torch.equal(g, p.grad)
+    assert any(not torch.equal(a, p) for a, p in zip(actor_before, sac.nets.actor.parameters()))
+
+
+def test_list_of_batches_skips_only_the_bad_one() -> None:
+    spec = tiny_spec()
+    sac = SAC(spec, ActionSpec(3, True), tiny_sac_cfg(utd_ratio=2), tiny_encoder_cfg())
+    good, bad = random_batch(spec, 4, 3), random_batch(spec, 4, 3, seed=1)
+    bad.next_observations[STATE][2, 1] = float("inf")
+    m = sac.update([good, bad])
+    assert m["skipped_batches"] == 1.0 and sac.critic_steps == 1
+
+
+def test_compiled_loss_path_matches_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sac.compile`` routes the losses through torch.compile; traced with the fast
+    aot_eager backend here (inductor's code generation takes ~30 s, see the benchmark)."""
+    real: Callable[..., Any] = torch.compile
+
+    def quick(fn: Callable[..., Any], **_: object) -> Any:
+        return real(fn, backend="aot_eager", dynamic=False)
+
+    monkeypatch.setattr(torch, "compile", quick)
+    spec = tiny_spec()
+    batch = random_batch(spec, 16, 3)
+    runs = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        sac = SAC(spec, ActionSpec(3, True), tiny_sac_cfg(compile=compiled), tiny_encoder_cfg())
+        assert (sac._critic_losses_fn != sac._chunk_losses) == compiled
+        metrics = [sac.update(batch) for _ in range(2)]
+        runs[compiled] = (metrics, _params(sac))
+    (m_e, p_e), (m_c, p_c) = runs[False], runs[True]
+    for a, b in zip(m_e, m_c):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), k
+    for k in p_e:
+        assert torch.allclose(p_e[k], p_c[k], atol=1e-5), k
+
+
+def test_retain_freed_memory_is_idempotent_on_glibc() -> None:
+    first = retain_freed_memory()
+    assert retain_freed_memory() == first
+    import platform
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert first
