@@ -82,6 +82,8 @@ class StateConfig:
     """Append the end-effector position, normalised so the workspace box maps to [-1, 1]."""
     ee_orientation: bool = False
     """With ee_pose: also append the tool orientation as the first two rotation-matrix columns."""
+    object_state: bool = False
+    """Sim only: append the ground-truth cube position and yaw (and the target position for push_cube), normalised by the workspace box, so a state-only policy can see where the randomised cube is. Real robots have no such signal: use cameras."""
 
 
 @dataclass
@@ -234,6 +236,12 @@ class EnvConfig:
                     "gym_id", self.gym_id, "must be a registered gymnasium id or null"
                 )
             return
+        if self.state.object_state and self.robot.type != "sim":
+            raise ConfigError(
+                "state.object_state",
+                True,
+                f"ground-truth object state exists only in the sim, not on robot.type={self.robot.type!r}; use cameras",
+            )
         if not self.safety.enabled and self.robot.type != "sim":
             raise ConfigError(
                 "safety.enabled", False, "the safety layer is always on for real robots"

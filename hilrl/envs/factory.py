@@ -14,7 +14,7 @@ from gymnasium.wrappers import RescaleAction, TimeLimit
 
 from hilrl.config.env import EnvConfig
 from hilrl.config.loader import ConfigError
-from hilrl.core import InputController, Robot
+from hilrl.core import InputController, Robot, SimTask
 from hilrl.envs.arm import ArmModel, arm_model
 from hilrl.envs.robot_env import RewardFn, RobotEnv
 from hilrl.envs.safety import SafetyLayer, SafetyWrapper
@@ -27,6 +27,7 @@ from hilrl.envs.wrappers import (
     JointAction,
     JointMaskWrapper,
     JointStateFeatures,
+    ObjectStateObservation,
     PolicyObservation,
     ResetPoseWrapper,
     RewardModelWrapper,
@@ -55,6 +56,7 @@ def make_env(
         JointMaskWrapper       hold masked joints fixed           (if masked joints)
         JointStateFeatures     + joint velocities, currents       (if enabled)
         EEPoseObservation      + normalised end-effector pose     (if enabled)
+        ObjectStateObservation + sim ground-truth cube / target   (if state.object_state; sim only)
         ImageCropResize        per-camera crop, common resize     (if configured)
         PolicyObservation      to the policy format of hilrl.types
         EEDeltaAction | JointAction    [-1, 1] arm action -> joint targets (IK for ee_delta)
@@ -173,6 +175,14 @@ def _make_robot_stack(
     if cfg.state.ee_pose:
         assert arm is not None
         env = EEPoseObservation(env, arm, workspace, orientation=cfg.state.ee_orientation)
+    if cfg.state.object_state:
+        if not isinstance(robot, SimTask):
+            raise ConfigError(
+                "state.object_state",
+                True,
+                "needs the simulated robot's ground truth (robot.type=sim)",
+            )
+        env = ObjectStateObservation(env, robot, workspace)
     if cameras and (cfg.images.crops or cfg.images.resize is not None):
         crops = {k: v for k, v in cfg.images.crops.items() if k in cameras}
         env = ImageCropResize(env, crops, cfg.images.resize, cfg.images.interpolation)

@@ -110,3 +110,44 @@ def test_sim_vector_env() -> None:
         obs, rewards, _terminated, _truncated, _infos = envs.step(envs.action_space.sample())
     assert obs[STATE_KEY].shape == (2, 9) and rewards.shape == (2,)
     envs.close()
+
+
+def test_object_state_shows_the_randomised_cube_to_a_state_policy() -> None:
+    """With state.object_state the cube's ground-truth position is in observation.state."""
+    from hilrl.config.loader import build
+    from hilrl.envs.wrappers import normalize_position
+    from hilrl.types import STATE_KEY
+
+    cfg = build(EnvConfig, {"use_cameras": False, "state": {"object_state": True}})
+    plain = build(EnvConfig, {"use_cameras": False})
+    env, env_plain = make_env(cfg), make_env(plain)
+    try:
+        extra = (
+            env.observation_space[STATE_KEY].shape[0]
+            - env_plain.observation_space[STATE_KEY].shape[0]
+        )
+        assert extra == 5  # cube xyz + yaw (sin, cos); pick_cube has no target
+        seen = []
+        for seed in (0, 1):
+            obs, info = env.reset(seed=seed)
+            assert env.observation_space.contains(obs)
+            cube = np.asarray(info["task_state"]["cube_pos"])
+            low, high = np.array(cfg.workspace.low), np.array(cfg.workspace.high)
+            np.testing.assert_allclose(
+                obs[STATE_KEY][-5:-2], normalize_position(cube, low, high), atol=1e-5
+            )
+            seen.append(obs[STATE_KEY][-5:-2])
+        assert not np.allclose(seen[0], seen[1])  # randomised, and the policy sees it
+    finally:
+        env.close()
+        env_plain.close()
+
+
+def test_object_state_is_refused_for_real_robots() -> None:
+    from hilrl.config.env import StateConfig
+    from hilrl.config.loader import ConfigError
+
+    cfg = EnvConfig(robot=RobotConfig(type="so100"), state=StateConfig(object_state=True))
+    with pytest.raises(ConfigError) as info:
+        cfg.validate()  # the env section's own check (the loader runs it after the robot's)
+    assert info.value.field == "state.object_state"

@@ -7,6 +7,7 @@ from hilrl.envs.wrappers.images import ImageCropResize, Resizer
 from hilrl.envs.wrappers.intervention import InterventionWrapper
 from hilrl.envs.wrappers.joint_action import JointAction
 from hilrl.envs.wrappers.joint_mask import JointMaskWrapper
+from hilrl.envs.wrappers.object_state import ObjectStateObservation
 from hilrl.envs.wrappers.policy_format import PolicyObservation
 from hilrl.envs.wrappers.reset_pose import ResetPoseWrapper
 from hilrl.envs.wrappers.reward_model import RewardModelWrapper
@@ -21,6 +22,7 @@ __all__ = [
     "JointAction",
     "JointMaskWrapper",
     "JointStateFeatures",
+    "ObjectStateObservation",
     "PolicyObservation",
     "ResetPoseWrapper",
     "Resizer",
