@@ -137,6 +137,32 @@ def naive(root: Path, samples: int) -> float:
     return (time.perf_counter() - t0) / samples
 
 
+def into_replay(root: Path, total: int) -> float:
+    """Frames/s of the learner's own path: dataset -> uint8 replay storage (demo buffer)."""
+    from hilrl.config.learner import ReplayConfig
+    from hilrl.data.mixer import ReplayBuffers
+    from hilrl.policies.encoder import ObservationSpec
+    from hilrl.runtime.demos import load_demos
+
+    reader = LeRobotDatasetReader(root)
+    feats = reader.features
+    images = tuple(
+        sorted(
+            (k, tuple(int(d) for d in f.shape))  # type: ignore[misc]
+            for k, f in feats.items()
+            if k.startswith("observation.images.")
+        )
+    )
+    spec = ObservationSpec(int(feats["observation.state"].shape[0]), images)  # type: ignore[arg-type]
+    action_dim = int(feats["action"].shape[0])
+    cfg = ReplayConfig(capacity=1000, demo_capacity=total + 1, intervention_capacity=1000)
+    buffers = ReplayBuffers(spec, action_dim, cfg)
+    t0 = time.perf_counter()
+    _, n = load_demos(buffers, root, spec, action_dim)
+    assert n == total, (n, total)
+    return n / (time.perf_counter() - t0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -182,6 +208,11 @@ def main() -> None:
         trans_fps = count / (time.perf_counter() - t0)
         print(f"iter_transitions: {trans_fps:.0f} transitions/s")
 
+        replay_fps = into_replay(root, total)
+        print(
+            f"into the replay buffer (load_demos, as the learner does): {replay_fps:.0f} frames/s"
+        )
+
         per_frame = naive(root, args.naive_samples)
         naive_fps = 1.0 / per_frame
         print(
@@ -201,6 +232,7 @@ def main() -> None:
                     "load_frames_per_s": round(load_fps, 1),
                     "load_frames_per_s_1_codec_thread": round(results[1], 1),
                     "transitions_per_s": round(trans_fps, 1),
+                    "replay_load_frames_per_s": round(replay_fps, 1),
                     "naive_frames_per_s": round(naive_fps, 1),
                     "speedup_vs_naive": round(load_fps / naive_fps, 2),
                 }
