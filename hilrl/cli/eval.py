@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -94,55 +93,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hilrl.robots.sim import RenderBackendError
     from hilrl.runtime.checkpoint import CheckpointError
-    from hilrl.runtime.evaluate import EvalResult, evaluate
-    from hilrl.runtime.policy_io import load_policy_checkpoint
+    from hilrl.runtime.evaluate import evaluate_checkpoint
 
     if args.episodes < 1:
         print(f"hilrl eval: --episodes must be >= 1, got {args.episodes}", file=sys.stderr)
         return 2
     overrides: dict[str, Any] = read_config_file(args.config) if args.config else {}
     overrides = deep_merge(overrides, parse_overrides(args.overrides))
+    print(f"evaluating {args.checkpoint}: {args.episodes} episodes, seed {args.seed}")
     try:
-        policy, cfg, ckpt = load_policy_checkpoint(
-            args.checkpoint, args.device, config_overrides=overrides
+        done = evaluate_checkpoint(
+            args.checkpoint,
+            episodes=args.episodes,
+            seed=args.seed,
+            out=Path(args.out) if args.out else None,
+            video=args.video,
+            video_episodes=args.video_episodes,
+            device=args.device,
+            config_overrides=overrides,
+            progress=not args.no_progress and sys.stderr.isatty(),
+            warn=lambda msg: print(f"hilrl eval: {msg}", file=sys.stderr),
         )
     except CheckpointError as exc:
         print(f"hilrl eval: {exc}", file=sys.stderr)
         return 1
-    out = Path(args.out) if args.out else (ckpt.run_dir or Path(cfg.run.output_dir))
-    env_steps = ckpt.env_steps
-    print(
-        f"checkpoint {ckpt.path} (step {ckpt.step}"
-        + (f", {env_steps} env steps" if env_steps is not None else "")
-        + f"), {args.episodes} episodes, seed {args.seed}"
-    )
-    reward_fn = None
-    if cfg.reward.path is not None:
-        from hilrl.rewards.hook import reward_fn_from_config
-
-        reward_fn = reward_fn_from_config(cfg.reward, cfg.env)
-    video_dir = out / "videos" if args.video else None
-    kwargs: dict[str, Any] = {
-        "episodes": args.episodes,
-        "seed": args.seed,
-        "video_episodes": args.video_episodes or None,
-        "video_prefix": f"eval_step{ckpt.step:09d}",
-        "reward_fn": reward_fn,
-        "progress": not args.no_progress and sys.stderr.isatty(),
-    }
-    try:
-        try:
-            result: EvalResult = evaluate(policy, cfg.env, video_dir=video_dir, **kwargs)
-        except RenderBackendError as exc:
-            print(f"hilrl eval: no video ({exc}); evaluating without it", file=sys.stderr)
-            result = evaluate(policy, cfg.env, video_dir=None, **kwargs)
     except ValueError as exc:
         print(f"hilrl eval: {exc}", file=sys.stderr)
         return 1
-
-    summary = result.summary()
+    result = done.result
+    print(
+        f"checkpoint {done.checkpoint} (step {done.step}"
+        + (f", {done.env_steps} env steps" if done.env_steps is not None else "")
+        + ")"
+    )
     low, high = result.success_ci
     print(
         f"success rate {result.success_rate:.1%} ({result.successes}/{len(result.episodes)}), "
@@ -154,23 +138,8 @@ def run(args: argparse.Namespace) -> int:
     )
     videos = [e.video for e in result.episodes if e.video]
     if videos:
-        print(f"videos: {len(videos)} in {video_dir}")
-    entry = {
-        "unix_time": time.time(),
-        "env_steps": env_steps,
-        "step": ckpt.step,
-        "policy_version": policy.version,
-        "checkpoint": str(ckpt.path),
-        "seed": args.seed,
-        **summary,
-        "per_episode": result.to_json()["per_episode"],
-        "eval": True,
-    }
-    path = out / "metrics" / "eval.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(entry) + "\n")
-    print(f"wrote {path}")
+        print(f"videos: {len(videos)} in {done.video_dir}")
+    print(f"wrote {done.metrics_path}")
     if args.json:
-        print(json.dumps({"step": ckpt.step, "env_steps": env_steps, **summary}))
+        print(json.dumps({"step": done.step, "env_steps": done.env_steps, **result.summary()}))
     return 0

@@ -39,6 +39,10 @@ class TrainConfig:
     """Actor 0 runs deterministic evaluation episodes, without operator, after every this many training episodes (0: never)."""
     eval_episodes: int = 1
     """Evaluation episodes per evaluation round."""
+    final_eval_episodes: int = 10
+    """hilrl train: when the run ends normally, evaluate the last checkpoint with the deterministic policy for this many episodes (0: skip)."""
+    final_eval_videos: int = 3
+    """Of those final evaluation episodes, how many to save as mp4 under <run.output_dir>/videos (0: none)."""
     max_runtime_s: float | None = None
     """Stop the run (final checkpoint) after this many seconds of training; null: no limit."""
     learner_torch_threads: int = 0
@@ -61,6 +65,8 @@ class TrainConfig:
             "num_demo_episodes",
             "eval_every_episodes",
             "learner_torch_threads",
+            "final_eval_episodes",
+            "final_eval_videos",
         )
         for name in counts:
             if getattr(self, name) < 0:

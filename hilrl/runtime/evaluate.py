@@ -299,3 +299,83 @@ def _frame_source(cfg: EnvConfig, env: Any, robot: Robot | None) -> FrameSource:
         return tile([obs[k] for k in keys]) if keys else None
 
     return observed
+
+
+@dataclass
+class CheckpointEval:
+    """One evaluation of a checkpoint: the result and the line written to eval.jsonl."""
+
+    result: EvalResult
+    entry: dict[str, Any]
+    metrics_path: Path
+    video_dir: Path | None
+    checkpoint: Path
+    step: int
+    env_steps: int | None
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    episodes: int,
+    seed: int,
+    out: Path | None = None,
+    video: bool = True,
+    video_episodes: int | None = None,
+    device: str = "cpu",
+    config_overrides: dict[str, Any] | None = None,
+    progress: bool = False,
+    warn: Callable[[str], None] = lambda _msg: None,
+) -> CheckpointEval:
+    """Load the policy of ``checkpoint`` (a run folder or a checkpoint), evaluate it, log it.
+
+    Appends one line to ``<out>/metrics/eval.jsonl`` (``out``: the checkpoint's run folder
+    by default) and writes videos to ``<out>/videos`` when ``video`` and the machine can
+    render; without OpenGL it ``warn``s and evaluates without video.
+    """
+    import json
+    import time
+
+    from hilrl.robots.sim import RenderBackendError
+    from hilrl.runtime.policy_io import load_policy_checkpoint
+
+    policy, cfg, ckpt = load_policy_checkpoint(
+        checkpoint, device, config_overrides=config_overrides
+    )
+    out = out if out is not None else (ckpt.run_dir or Path(cfg.run.output_dir))
+    reward_fn = None
+    if cfg.reward.path is not None:
+        from hilrl.rewards.hook import reward_fn_from_config
+
+        reward_fn = reward_fn_from_config(cfg.reward, cfg.env)
+    video_dir = out / "videos" if video else None
+    kwargs: dict[str, Any] = {
+        "episodes": episodes,
+        "seed": seed,
+        "video_episodes": video_episodes or None,
+        "video_prefix": f"eval_step{ckpt.step:09d}",
+        "reward_fn": reward_fn,
+        "progress": progress,
+    }
+    try:
+        result = evaluate(policy, cfg.env, video_dir=video_dir, **kwargs)
+    except RenderBackendError as exc:
+        warn(f"no video ({exc}); evaluating without it")
+        video_dir = None
+        result = evaluate(policy, cfg.env, video_dir=None, **kwargs)
+    entry = {
+        "unix_time": time.time(),
+        "env_steps": ckpt.env_steps,
+        "step": ckpt.step,
+        "policy_version": policy.version,
+        "checkpoint": str(ckpt.path),
+        "seed": seed,
+        **result.summary(),
+        "per_episode": result.to_json()["per_episode"],
+        "eval": True,
+    }
+    path = out / "metrics" / "eval.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
+    return CheckpointEval(result, entry, path, video_dir, ckpt.path, ckpt.step, ckpt.env_steps)

@@ -121,8 +121,43 @@ def train(
         result = _train_processes(cfg, run, resume, plans, printer, out)
     printer.finish()
     print_summary(run, cfg.run.total_env_steps, time.monotonic() - started, out)
+    if result.exit_code == 0:
+        final_evaluation(cfg, run, out, progress=status)
     make_plots(run, out)
     return result
+
+
+def final_evaluation(cfg: RootConfig, run: RunDir, out: TextIO, *, progress: bool) -> None:
+    """Evaluate the last checkpoint without operator; videos under <run>/videos."""
+    from hilrl.runtime.checkpoint import CheckpointError, latest_checkpoint
+    from hilrl.runtime.evaluate import evaluate_checkpoint
+
+    episodes = cfg.train.final_eval_episodes
+    if episodes <= 0 or latest_checkpoint(run.checkpoints) is None:
+        return
+    out.write(f"train: final evaluation, {episodes} episodes with the deterministic policy\n")
+    try:
+        done = evaluate_checkpoint(
+            run.root,
+            episodes=episodes,
+            seed=cfg.run.seed + 1_000_000,  # layouts no training episode used
+            video=cfg.train.final_eval_videos > 0,
+            video_episodes=cfg.train.final_eval_videos,
+            progress=progress and out.isatty(),
+            warn=lambda msg: print(f"train: {msg}", file=out),
+        )
+    except (CheckpointError, ValueError) as exc:
+        out.write(f"train: final evaluation failed: {exc}\n")
+        return
+    r = done.result
+    low, high = r.success_ci
+    out.write(
+        f"train: final evaluation: success {r.success_rate:.0%} ({r.successes}/{len(r.episodes)}, "
+        f"95% CI {low:.0%}-{high:.0%}), mean return {r.mean_return:.2f}, mean length "
+        f"{r.mean_length:.1f}\n"
+    )
+    if done.video_dir is not None and any(e.video for e in r.episodes):
+        out.write(f"train: evaluation videos in {done.video_dir}\n")
 
 
 # ---------------------------------------------------------------------------- processes

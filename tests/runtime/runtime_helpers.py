@@ -50,6 +50,7 @@ def tiny_config_data(run_dir: Path, **sections: dict[str, Any]) -> dict[str, Any
             "num_demo_episodes": 2,
             "weights_timeout_s": 60.0,
             "shutdown_timeout_s": 30.0,
+            "final_eval_episodes": 0,
         },
     }
     return deep_merge(base, sections)

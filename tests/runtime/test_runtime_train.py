@@ -37,7 +37,9 @@ def _alive(pid: int) -> bool:
 
 def test_train_runs_learner_and_actor_processes_and_fills_the_run_folder(tmp_path: Path) -> None:
     run = RunDir.of(tmp_path / "run")
-    config = write_config(tmp_path / "tiny.yaml", tiny_config_data(run.root))
+    data = tiny_config_data(run.root)
+    data["train"].update(final_eval_episodes=2, final_eval_videos=1)
+    config = write_config(tmp_path / "tiny.yaml", data)
     proc = subprocess.run(
         _hilrl("train", "--config", str(config), "--no-status"),
         capture_output=True,
@@ -63,6 +65,11 @@ def test_train_runs_learner_and_actor_processes_and_fills_the_run_folder(tmp_pat
     pids = json.loads(run.processes_file.read_text())
     assert not _alive(pids["learner"]) and not any(_alive(p) for p in pids["actors"].values())
     assert (run.demos / "meta" / "info.json").is_file()
+    # the final evaluation of the last checkpoint, without operator, with one video
+    evals, _ = read_jsonl(run.root / "metrics" / "eval.jsonl")
+    assert len(evals) == 1 and evals[0]["episodes"] == 2 and evals[0]["eval"] is True
+    assert len(list((run.root / "videos").glob("*.mp4"))) == 1
+    assert "final evaluation: success" in proc.stderr
 
 
 def test_ctrl_c_stops_every_process_and_leaves_a_complete_checkpoint(tmp_path: Path) -> None:
