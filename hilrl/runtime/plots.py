@@ -41,6 +41,10 @@ LEARNER_PANELS = (
 """(metric key, axis label, log scale) of the learner figure's panels."""
 
 
+MAX_ERRORBARS = 15
+"""Beyond this many eval points the confidence intervals are drawn as a band."""
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """The JSON objects of ``path``, one per line; unreadable lines and a missing file are skipped."""
     p = Path(path)
@@ -200,6 +204,21 @@ def _episode_plot(
                 color="tab:blue",
                 label=f"rolling mean ({w} episodes)",
             )
+        alone = (
+            series(episodes, "autonomous_success")
+            if key == "success"
+            else Series(np.empty(0), np.empty(0))
+        )
+        if len(alone):
+            w = window or auto_window(len(alone))
+            ax.plot(
+                alone.x,
+                rolling_mean(alone.y, w),
+                "-",
+                lw=1.5,
+                color="tab:green",
+                label=f"without intervention, rolling mean ({w})",
+            )
         if len(ev):
             _eval_markers(ax, evals, eval_key, ev)
         if ylim is not None:
@@ -225,6 +244,12 @@ def _eval_markers(ax: Any, evals: list[dict[str, Any]], eval_key: str | None, ev
         hi = series(evals, "success_ci_high")
         if len(lo) == len(ev) == len(hi) and np.array_equal(lo.x, ev.x):
             err = np.vstack([np.clip(ev.y - lo.y, 0, None), np.clip(hi.y - ev.y, 0, None)])
+            if len(ev) > MAX_ERRORBARS:  # a band stays readable where dozens of bars do not
+                ax.plot(ev.x, ev.y, "-D", color="tab:red", ms=3, lw=1.2, label="eval")
+                ax.fill_between(
+                    ev.x, lo.y, hi.y, color="tab:red", alpha=0.15, label="eval 95% Wilson CI"
+                )
+                return
             ax.errorbar(
                 ev.x,
                 ev.y,
