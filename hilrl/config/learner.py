@@ -205,8 +205,8 @@ class ReplayConfig:
 
 @dataclass
 class CheckpointConfig:
-    dir: str = "outputs/checkpoints"
-    """Folder holding step_XXXXXXXXX checkpoint folders."""
+    """Checkpoint cadence; checkpoints go to <run.output_dir>/checkpoints."""
+
     every_steps: int = 5000
     """Save every k optimisation steps (0: only at the end)."""
     keep_last: int = 3
