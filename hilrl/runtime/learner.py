@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -229,19 +229,28 @@ class Learner:
         gRPC learner writes ``learner.json`` (pid, port, run id) into the run folder.
         """
         endpoint: Any
+        # Durable acks make actors keep data until a checkpoint holds it; without periodic
+        # checkpoints they would keep (and spool) everything, so plain acks are used then.
+        periodic = bool(
+            self.cfg.learning.checkpoint.every_steps or self.cfg.train.checkpoint_every_s
+        )
+        transport_cfg = replace(
+            self.cfg.transport, durable_acks=self.cfg.transport.durable_acks and periodic
+        )
         if inproc:
             from hilrl.transport import InProcLearner
 
             endpoint = InProcLearner(
                 self.on_transitions,
                 self.on_episode,
-                queue_messages=self.cfg.transport.ingest_queue_messages,
+                queue_messages=transport_cfg.ingest_queue_messages,
+                durable_acks=transport_cfg.durable_acks,
             )
         else:
             from hilrl.transport import LearnerServer
 
             endpoint = LearnerServer(
-                self.cfg.transport,
+                transport_cfg,
                 self.on_transitions,
                 self.on_episode,
                 run_id=self.run_id,
