@@ -36,6 +36,7 @@ class FakeRobot:
         image_shape: tuple[int, int] = (48, 64),
         spec: ChainSpec = SIM_ARM,
         success_radius: float = 0.02,
+        gripper_limits: tuple[float, float] = GRIPPER_LIMITS,
     ) -> None:
         self.spec = spec
         self.chain = KinematicChain(spec)
@@ -44,8 +45,8 @@ class FakeRobot:
         self.camera_names = tuple(cameras)
         self.image_shape = image_shape
         self.success_radius = success_radius
-        self._lower = np.append(self.chain.lower, GRIPPER_LIMITS[0])
-        self._upper = np.append(self.chain.upper, GRIPPER_LIMITS[1])
+        self._lower = np.append(self.chain.lower, gripper_limits[0])
+        self._upper = np.append(self.chain.upper, gripper_limits[1])
         self._q = self.home_joint_positions()
         self._target = self._q.copy()
         self._velocity = np.zeros_like(self._q)
@@ -113,7 +114,7 @@ class FakeRobot:
         """Arm bent over the table, gripper open."""
         q = np.zeros(self.spec.dof + 1)
         q[1:4] = (0.3, 1.2, 1.2)[: min(3, self.spec.dof - 1)]
-        q[-1] = GRIPPER_LIMITS[1]
+        q[-1] = self._upper[-1]
         return np.clip(q, self._lower, self._upper)
 
     def set_joint_positions(self, q: np.ndarray) -> None:

@@ -129,6 +129,10 @@ def test_env_drives_a_serial_arm_over_the_simulated_bus(tmp_path: Path) -> None:
     arm = SerialArm(bus, so100_calibration(), cameras=cams, clock=clock, sleep=clock.sleep)
     env = make_env(env_cfg, robot=arm, clock=clock)
     try:
+        # the learner (often on another machine) reads the same spaces without hardware
+        from hilrl.runtime.specs import env_specs, specs_from_config
+
+        assert specs_from_config(replace(cfg, env=env_cfg)) == env_specs(env)
         obs, _ = env.reset(seed=0)
         assert obs["observation.images.front"].shape == (128, 128, 3)
         q_reset = arm.read_joint_positions()
