@@ -1,25 +1,11 @@
-"""Shared helpers for the env tests: configs sized for the fake robot."""
+"""Fixtures for the env tests (helpers live in env_helpers.py)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
-
 import pytest
+from env_helpers import FAKE_SHAPE
 
-from hilrl.config.env import EnvConfig
-from hilrl.config.robot import RobotConfig
 from hilrl.envs.testing import FakeRobot
-
-FAKE_SHAPE = (48, 64)
-
-
-def fake_config(**overrides: Any) -> EnvConfig:
-    """An EnvConfig whose robot section matches :class:`FakeRobot`'s cameras."""
-    cfg = EnvConfig(robot=RobotConfig(camera_height=FAKE_SHAPE[0], camera_width=FAKE_SHAPE[1]))
-    cfg = replace(cfg, **overrides)
-    cfg.validate()
-    return cfg
 
 
 @pytest.fixture

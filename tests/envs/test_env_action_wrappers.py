@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import fake_config
+from env_helpers import fake_config
 
 from hilrl.config.env import ActionConfig, EnvConfig, ResetConfig, SafetyConfig, WorkspaceConfig
 from hilrl.envs import make_env

@@ -7,7 +7,7 @@ from dataclasses import replace
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import FAKE_SHAPE, fake_config
+from env_helpers import FAKE_SHAPE, fake_config
 
 from hilrl.config.env import EnvConfig, ResetConfig
 from hilrl.core import TeleopEvents

@@ -7,7 +7,7 @@ from dataclasses import replace
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import fake_config
+from env_helpers import fake_config
 
 from hilrl.config.env import ImageConfig, StateConfig
 from hilrl.envs import RobotEnv, make_env

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import FAKE_SHAPE, fake_config
+from env_helpers import FAKE_SHAPE, fake_config
 from gymnasium.utils.env_checker import check_env
 
 from hilrl.envs import RobotEnv, make_env

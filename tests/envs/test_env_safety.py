@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import fake_config
+from env_helpers import fake_config
 
 from hilrl.config.env import SafetyConfig
 from hilrl.envs import SafetyLayer, SafetyWrapper, make_env
