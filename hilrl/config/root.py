@@ -7,6 +7,7 @@ logging). Each verb reads the sections it needs.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 
 from hilrl.config.dataset import DatasetConfig
@@ -29,6 +30,14 @@ class RunConfig:
     """Stop after this many environment steps (summed over actors)."""
     log_every_s: float = 5.0
     """Seconds between console status lines and TensorBoard scalars."""
+    wandb: bool = False
+    """Also log every TensorBoard scalar to Weights & Biases (needs: pip install 'hilrl[wandb]')."""
+    wandb_project: str = "hilrl"
+    """W&B project name."""
+    wandb_entity: str | None = None
+    """W&B entity (user or team); null: your default entity."""
+    wandb_mode: str = "online"
+    """W&B mode: 'online', 'offline' (log locally, 'wandb sync' later) or 'disabled'."""
 
     def validate(self) -> None:
         if not self.output_dir:
@@ -37,6 +46,12 @@ class RunConfig:
             raise ConfigError("total_env_steps", self.total_env_steps, "must be positive")
         if self.log_every_s <= 0:
             raise ConfigError("log_every_s", self.log_every_s, "must be positive")
+        if self.wandb_mode not in ("online", "offline", "disabled"):
+            raise ConfigError("wandb_mode", self.wandb_mode, "choose online, offline or disabled")
+        if self.wandb and importlib.util.find_spec("wandb") is None:
+            raise ConfigError(
+                "wandb", True, "Weights & Biases is not installed: pip install 'hilrl[wandb]'"
+            )
 
 
 @dataclass

@@ -181,9 +181,9 @@ class Learner:
         save_config(cfg, self.run.config)
         self.episodes_log = JsonlWriter(self.run.episodes_jsonl)
         self.learner_log = JsonlWriter(self.run.learner_jsonl)
-        from torch.utils.tensorboard import SummaryWriter
+        from hilrl.runtime.scalars import ScalarLogger
 
-        self.tb = SummaryWriter(str(self.run.tensorboard))
+        self.tb = ScalarLogger(self.run.tensorboard, cfg.run, cfg, name=self.run.root.name)
         self.last_checkpoint: Path | None = None
         self._wrote_learner_file = False
 
@@ -308,11 +308,14 @@ class Learner:
         }
         self.episodes_log.write(record)
         prefix = "eval" if is_eval else "episode"
-        self.tb.add_scalar(f"{prefix}/return", stats.episode_return, steps)
-        self.tb.add_scalar(f"{prefix}/success", float(stats.success), steps)
-        self.tb.add_scalar(f"{prefix}/length", stats.length, steps)
+        scalars = {
+            f"{prefix}/return": stats.episode_return,
+            f"{prefix}/success": float(stats.success),
+            f"{prefix}/length": float(stats.length),
+        }
         if not is_eval:
-            self.tb.add_scalar(f"{prefix}/intervention_rate", stats.intervention_rate, steps)
+            scalars[f"{prefix}/intervention_rate"] = stats.intervention_rate
+        self.tb.log_many(scalars, steps)
 
     # ------------------------------------------------------------------ main loop
 
@@ -477,12 +480,12 @@ class Learner:
         }
         record.update(metrics)
         self.learner_log.write(record)
-        for k, v in metrics.items():
-            self.tb.add_scalar(f"learner/{k}", v, steps)
-        self.tb.add_scalar("learner/updates_per_s", updates_per_s, steps)
-        self.tb.add_scalar("learner/updates", self.counters.updates, steps)
+        scalars = {f"learner/{k}": float(v) for k, v in metrics.items()}
+        scalars["learner/updates_per_s"] = updates_per_s
+        scalars["learner/updates"] = float(self.counters.updates)
         for name, size in record["replay_sizes"].items():
-            self.tb.add_scalar(f"replay/{name}", size, steps)
+            scalars[f"replay/{name}"] = float(size)
+        self.tb.log_many(scalars, steps)
 
     def _say(self, text: str) -> None:
         self.out.write(f"learner: {text}\n")
