@@ -187,7 +187,7 @@ class DynamixelBus(MotorBus):
                 raise MotorChecksumError(
                     self.port, motor_id, f"unexpected answer to a sync read of ids {motor_ids}"
                 )
-            self._check_error(motor_id, error)
+            self._status_error(motor_id, error)
             if len(data) != size:
                 raise MotorChecksumError(
                     self.port, motor_id, f"sync read returned {len(data)} bytes, expected {size}"
@@ -203,19 +203,6 @@ class DynamixelBus(MotorBus):
         return instruction_packet(BROADCAST_ID, SYNC_WRITE, bytes(params))
 
     # ------------------------------------------------------------------ framing
-    def _status(self, motor_id: int, size: int) -> bytes:
-        answer_id, error, params = self._read_status(self._deadline(), motor_id)
-        if answer_id != motor_id:
-            raise MotorChecksumError(
-                self.port, motor_id, f"answer came from motor id {answer_id} instead"
-            )
-        self._check_error(motor_id, error)
-        if len(params) != size:
-            raise MotorChecksumError(
-                self.port, motor_id, f"status carries {len(params)} bytes, expected {size}"
-            )
-        return params
-
     def _read_status(self, deadline: float, motor_id: int | None) -> tuple[int, int, bytes]:
         """(id, error, params) of the next status packet, skipping bytes before its header."""
         window = b""
@@ -241,7 +228,7 @@ class DynamixelBus(MotorBus):
             )
         return answer_id, payload[1], payload[2:]
 
-    def _check_error(self, motor_id: int, error: int) -> None:
+    def _status_error(self, motor_id: int, error: int) -> None:
         if error & ALERT_BIT:
             self.alerts[motor_id] = "hardware alert (read hardware_error_status; reboot clears it)"
         else:

@@ -143,7 +143,7 @@ class FeetechBus(MotorBus):
                 raise MotorChecksumError(
                     self.port, motor_id, f"unexpected answer to a sync read of ids {motor_ids}"
                 )
-            self._note_error(motor_id, error)
+            self._status_error(motor_id, error)
             if len(params) != size:
                 raise MotorChecksumError(
                     self.port, motor_id, f"sync read returned {len(params)} bytes, expected {size}"
@@ -159,19 +159,6 @@ class FeetechBus(MotorBus):
         return instruction_packet(BROADCAST_ID, SYNC_WRITE, bytes(params))
 
     # ------------------------------------------------------------------ framing
-    def _status(self, motor_id: int, size: int) -> bytes:
-        answer_id, error, params = self._read_status(self._deadline(), motor_id)
-        if answer_id != motor_id:
-            raise MotorChecksumError(
-                self.port, motor_id, f"answer came from motor id {answer_id} instead"
-            )
-        self._note_error(motor_id, error)
-        if len(params) != size:
-            raise MotorChecksumError(
-                self.port, motor_id, f"status carries {len(params)} bytes, expected {size}"
-            )
-        return params
-
     def _read_status(self, deadline: float, motor_id: int | None) -> tuple[int, int, bytes]:
         """(id, error, params) of the next status packet, skipping bytes before its header."""
         window = b""
@@ -194,7 +181,7 @@ class FeetechBus(MotorBus):
             )
         return answer_id, error, params
 
-    def _note_error(self, motor_id: int, error: int) -> None:
+    def _status_error(self, motor_id: int, error: int) -> None:
         if error:
             self.alerts[motor_id] = describe_error(error)
         else:

@@ -329,6 +329,28 @@ class MotorBus(abc.ABC):
     ) -> bytes: ...
 
     # ------------------------------------------------------------------ plumbing
+    @abc.abstractmethod
+    def _read_status(self, deadline: float, motor_id: int | None) -> tuple[int, int, bytes]:
+        """(answering id, error byte, parameters) of the next status packet."""
+
+    @abc.abstractmethod
+    def _status_error(self, motor_id: int, error: int) -> None:
+        """Record or raise the protocol's error byte of a status packet."""
+
+    def _status(self, motor_id: int, size: int) -> bytes:
+        """The parameters of ``motor_id``'s status packet, checked for sender and size."""
+        answer_id, error, params = self._read_status(self._deadline(), motor_id)
+        if answer_id != motor_id:
+            raise MotorChecksumError(
+                self.port, motor_id, f"answer came from motor id {answer_id} instead"
+            )
+        self._status_error(motor_id, error)
+        if len(params) != size:
+            raise MotorChecksumError(
+                self.port, motor_id, f"status carries {len(params)} bytes, expected {size}"
+            )
+        return params
+
     def _register(self, name: str) -> Register:
         reg = self.registers.get(name)
         if reg is None:
