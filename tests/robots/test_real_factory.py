@@ -15,6 +15,7 @@ from hilrl.config.loader import ConfigError, load_config
 from hilrl.config.robot import RobotConfig
 from hilrl.config.root import RootConfig
 from hilrl.envs import make_env
+from hilrl.kinematics import KinematicChain, get_chain_spec
 from hilrl.robots import make_robot
 from hilrl.robots.calibration import save_calibration
 from hilrl.robots.cameras import FakeCamera, V4L2Camera
@@ -122,7 +123,6 @@ def test_env_drives_a_serial_arm_over_the_simulated_bus(tmp_path: Path) -> None:
     env_cfg = replace(cfg.env, robot=so100_cfg(tmp_path, cameras=("front", "wrist")))
     env_cfg.robot.camera_height, env_cfg.robot.camera_width = 240, 320
     port = feetech_arm()
-    # start near the reset pose so the reset interpolation is short
     bus = FeetechBus(port.port, timeout_s=0.005, port_factory=lambda *a: port)
     clock = FakeClock()
     cams = {n: FakeCamera(n, 240, 320) for n in ("front", "wrist")}
@@ -136,8 +136,10 @@ def test_env_drives_a_serial_arm_over_the_simulated_bus(tmp_path: Path) -> None:
         obs, _ = env.reset(seed=0)
         assert obs["observation.images.front"].shape == (128, 128, 3)
         q_reset = arm.read_joint_positions()
-        assert env_cfg.reset.joint_positions is not None
-        np.testing.assert_allclose(q_reset[:5], env_cfg.reset.joint_positions[:5], atol=0.01)
+        # the robot-agnostic reset (an end-effector position) was solved for the SO-100 chain
+        assert env_cfg.reset.ee_position is not None and env_cfg.reset.joint_positions is None
+        tool = KinematicChain(get_chain_spec("so100")).fk(q_reset[:5])[:3, 3]
+        np.testing.assert_allclose(tool, env_cfg.reset.ee_position, atol=0.005)
         start = clock.now
         for _ in range(5):
             action = np.zeros(env.action_space.shape or (), dtype=np.float32)
