@@ -28,95 +28,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hilrl.runtime.run_dir import RunDir, read_jsonl  # noqa: E402
+from _train_metrics import analyse  # noqa: E402
 
-WINDOW = 20
-THRESHOLDS = (0.8, 0.9)
-
-
-def first_crossing(
-    rows: list[dict[str, Any]], key: str, threshold: float, window: int = WINDOW
-) -> dict[str, Any] | None:
-    """The row at which the rolling mean of ``key`` over ``window`` rows first reaches ``threshold``."""
-    values: list[float] = []
-    for row in rows:
-        values.append(float(bool(row.get(key))))
-        recent = values[-window:]
-        if len(recent) == window and sum(recent) / window >= threshold:
-            return row
-    return None
-
-
-def eval_rounds(evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Evaluation episodes grouped into rounds (same actor, consecutive, same env_steps)."""
-    rounds: list[dict[str, Any]] = []
-    for e in evals:
-        if rounds and rounds[-1]["env_steps"] == e["env_steps"]:
-            rounds[-1]["n"] += 1
-            rounds[-1]["successes"] += int(bool(e.get("success")))
-        else:
-            rounds.append(
-                {
-                    "env_steps": e["env_steps"],
-                    "time_s": e["time_s"],
-                    "n": 1,
-                    "successes": int(bool(e.get("success"))),
-                }
-            )
-    for r in rounds:
-        r["success_rate"] = r["successes"] / r["n"]
-    return rounds
-
-
-def analyse(run: RunDir) -> dict[str, Any]:
-    episodes, _ = read_jsonl(run.episodes_jsonl)
-    learner, _ = read_jsonl(run.learner_jsonl)
-    train = [e for e in episodes if not e.get("eval")]
-    evals = [e for e in episodes if e.get("eval")]
-    out: dict[str, Any] = {
-        "episodes": len(train),
-        "eval_episodes": len(evals),
-        "env_steps": max([int(r.get("env_steps", 0)) for r in episodes + learner] or [0]),
-        "updates": int(learner[-1]["updates"]) if learner else 0,
-        "train_time_s": float(learner[-1]["time_s"]) if learner else 0.0,
-    }
-    out["updates_per_s"] = round(out["updates"] / max(out["train_time_s"], 1e-9), 2)
-    out["env_steps_per_s"] = round(out["env_steps"] / max(out["train_time_s"], 1e-9), 2)
-    for name, key in (("train", "success"), ("autonomous", "autonomous_success")):
-        for th in THRESHOLDS:
-            row = first_crossing(train, key, th)
-            tag = f"{name}_{int(th * 100)}"
-            out[f"steps_to_{tag}"] = row["env_steps"] if row else None
-            out[f"time_to_{tag}_s"] = row["time_s"] if row else None
-        last = train[-WINDOW:]
-        out[f"final_{name}_success"] = (
-            round(sum(bool(e.get(key)) for e in last) / len(last), 3) if last else None
-        )
-    rounds = eval_rounds(evals)
-    for th in THRESHOLDS:
-        hit = next((r for r in rounds if r["success_rate"] >= th), None)
-        rolling = first_crossing(evals, "success", th)
-        tag = f"eval_{int(th * 100)}"
-        out[f"steps_to_{tag}_round"] = hit["env_steps"] if hit else None
-        out[f"time_to_{tag}_round_s"] = hit["time_s"] if hit else None
-        out[f"steps_to_{tag}_rolling20"] = rolling["env_steps"] if rolling else None
-    last_evals = evals[-WINDOW:]
-    out["final_eval_success"] = (
-        round(sum(bool(e.get("success")) for e in last_evals) / len(last_evals), 3)
-        if last_evals
-        else None
-    )
-    if train:
-        last = train[-WINDOW:]
-        out["final_intervention_rate"] = round(
-            sum(float(e.get("intervention_rate", 0.0)) for e in last) / len(last), 3
-        )
-    return out
+from hilrl.runtime.run_dir import RunDir  # noqa: E402
 
 
 def progress_line(run: RunDir, started: float) -> str:
