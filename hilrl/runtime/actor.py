@@ -5,7 +5,7 @@ Run it with ``hilrl actor --config FILE --actor-id robot-1`` (``hilrl train`` st
 
     weights = endpoint.wait_for_weights(...)          # the learner publishes v0 at start
     for episode in count(first_episode):
-        obs = env.reset(seed=run.seed + actor_index * 100_000 + episode)
+        obs = env.reset(seed=episode_seed(run.seed, 'train', actor_index, episode))
         until the episode ends:
             load newer weights (only here, between two steps)
             action = policy.act(obs)
@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, SupportsFloat
@@ -59,10 +60,17 @@ META_ENV_STEPS = "meta.env_steps"
 META_ALLOWANCE = "meta.step_allowance"
 """Env steps all actors together may take until the next publication; -1: no limit."""
 
-EPISODE_SEED_STRIDE = 100_000
-"""Actor ``i`` resets episode ``e`` with ``run.seed + i * EPISODE_SEED_STRIDE + e``."""
-EVAL_SEED_OFFSET = 50_000_000
-"""Evaluation episodes use their own layouts: ``run.seed + EVAL_SEED_OFFSET + i * stride + k``."""
+
+def episode_seed(run_seed: int, stream: str, actor_index: int, episode: int) -> int:
+    """The reset seed of an actor's training (``stream='train'``) or eval episode.
+
+    Hashed with a SeedSequence, not ``run.seed + episode``: with the sum, runs seeded 0 and
+    1 would replay the same cube layouts shifted by one episode, so "3 seeds" would be one.
+    """
+    key = [run_seed & 0xFFFFFFFF, zlib.crc32(stream.encode()), actor_index, episode]
+    return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint32)[0])
+
+
 WAIT_TICK_S = 0.05
 """While waiting (for weights or for the learner) the safety watchdog runs this often."""
 
@@ -176,8 +184,7 @@ class ActorLoop:
     def _episode(self, index: int, evaluate: bool) -> bool:
         """One episode; False when it was cut short (stop, budget, operator quit)."""
         opts = self.opts
-        stride = opts.actor_index * EPISODE_SEED_STRIDE + index
-        seed = opts.seed + (EVAL_SEED_OFFSET + stride if evaluate else stride)
+        seed = episode_seed(opts.seed, "eval" if evaluate else "train", opts.actor_index, index)
         controller = self.intervention.controller if self.intervention is not None else None
         if evaluate and self.intervention is not None:
             self.intervention.controller = None  # nobody intervenes in an evaluation

@@ -24,8 +24,9 @@ from hilrl.policies.encoder import ObservationSpec
 from hilrl.runtime.run_dir import RunDir
 
 DEMO_SEED_OFFSET = 10_000_000
-"""Demo episode ``i`` resets with ``run.seed + DEMO_SEED_OFFSET + i``: other layouts than
-the actors' episodes (``run.seed + actor * 100_000 + episode``)."""
+"""Demo episode ``i`` resets with ``run.seed + DEMO_SEED_OFFSET + i`` (recorded in the
+dataset's sidecar, so ``hilrl replay`` can reproduce it); actors' episodes use hashed seeds
+(:func:`hilrl.runtime.actor.episode_seed`), so their layouts differ from the demos'."""
 LOAD_CHUNK = 2048
 
 
