@@ -63,7 +63,7 @@ from hilrl.transport.errors import (
     ProtocolError,
     TransportError,
 )
-from hilrl.transport.framing import Reassembler, make_frames
+from hilrl.transport.framing import SEND_DATA_METHOD, Reassembler, encode_frames
 from hilrl.transport.proto import hilrl_transport_pb2 as pb
 from hilrl.transport.proto import hilrl_transport_pb2_grpc as pb_grpc
 from hilrl.transport.security import (
@@ -195,7 +195,8 @@ class _Link:
     session_id: str
     metadata: tuple[tuple[str, str], ...]
     chunk_bytes: int
-    requests: queue.Queue[pb.Frame | None]
+    requests: queue.Queue[bytes | None]
+    """Serialised frames (see :func:`encode_frames`); None ends the stream."""
     call: Any = None
     param_call: Any = None
     closed: bool = False
@@ -221,7 +222,7 @@ class _Event:
     ended: bool = False
 
 
-def _requests(q: queue.Queue[pb.Frame | None]) -> Iterator[pb.Frame]:
+def _requests(q: queue.Queue[bytes | None]) -> Iterator[bytes]:
     while True:
         frame = q.get()
         if frame is None:
@@ -822,7 +823,12 @@ class ActorClient:
             chunk_bytes=chunk,
             requests=queue.Queue(),
         )
-        link.call = stub.SendData(_requests(link.requests), metadata=link.metadata)
+        # Frames are serialised by encode_frames (one copy of each chunk), so this call
+        # takes bytes as they are instead of the stub's Frame.SerializeToString.
+        send_data = channel.stream_stream(
+            SEND_DATA_METHOD, request_serializer=None, response_deserializer=pb.Ack.FromString
+        )
+        link.call = send_data(_requests(link.requests), metadata=link.metadata)
         threading.Thread(
             target=self._read_acks,
             args=(link,),
@@ -951,7 +957,7 @@ class ActorClient:
                     self._backlog.popleft()
                     self._drop(msg, f"spool file unreadable: {exc}")
                     continue
-            for frame in make_frames(msg.kind, payload, msg.seq, self.actor_id, link.chunk_bytes):
+            for frame in encode_frames(msg.kind, payload, msg.seq, self.actor_id, link.chunk_bytes):
                 link.requests.put(frame)
             self._backlog.popleft()
             if not self._inflight:

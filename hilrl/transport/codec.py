@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import sys
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -147,6 +148,62 @@ def _frozen(arr: np.ndarray) -> np.ndarray:
     return arr
 
 
+# Safetensors dtype names, with the rank by which the reference writer orders tensors in
+# the data section (highest first, then by name); only the dtypes transitions use.
+_ST_DTYPES: dict[np.dtype, tuple[str, int]] = {
+    np.dtype(np.int64): ("I64", 5),
+    np.dtype(np.float64): ("F64", 4),
+    np.dtype(np.float32): ("F32", 3),
+    np.dtype(np.int32): ("I32", 2),
+    np.dtype(np.uint8): ("U8", 1),
+    np.dtype(np.bool_): ("BOOL", 0),
+}
+
+
+def _save_rows(
+    tensors: Mapping[str, np.ndarray | list[np.ndarray]], meta: Mapping[str, str]
+) -> bytes | None:
+    """Safetensors bytes of tensors, some given as lists of rows, each row copied once.
+
+    Why: ``np.stack`` then ``safetensors.numpy.save`` copies every image twice (into the
+    stacked array, then into the output); here the rows go straight into the output
+    with one ``bytes.join``. The layout is the reference writer's (compact JSON header
+    with ``__metadata__`` first, padded with spaces to 8 bytes; tensors ordered by dtype
+    then name), so any safetensors reader parses it the same. Returns None when a row is
+    not a native, C-contiguous array of a known dtype (the caller then stacks instead).
+    """
+    if sys.byteorder != "little":
+        return None
+    entries = []
+    for name, value in tensors.items():
+        rows = [value] if isinstance(value, np.ndarray) else value
+        first = rows[0]
+        kind = _ST_DTYPES.get(first.dtype)
+        if kind is None:
+            return None
+        for r in rows:
+            if r.dtype != first.dtype or r.shape != first.shape or not r.flags.c_contiguous:
+                return None
+        shape = first.shape if isinstance(value, np.ndarray) else (len(rows), *first.shape)
+        entries.append((-kind[1], name, kind[0], shape, rows))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    header: dict[str, object] = {"__metadata__": dict(meta)}
+    parts: list[bytes | memoryview] = []
+    offset = 0
+    for _, name, dtype, shape, rows in entries:
+        size = sum(r.nbytes for r in rows)
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+        parts.extend(r.data for r in rows)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return b"".join([struct.pack("<Q", len(text)), text, *parts])
+
+
 # ----------------------------------------------------------------------- transitions
 
 
@@ -249,17 +306,18 @@ def encode_transitions(transitions: Sequence[Transition]) -> bytes:
         _check_observation(t.next_observation, keys, f"transitions[{i}].next_observation")
         next_index[i] = len(table)
         table.append(t.next_observation)
-    tensors: dict[str, np.ndarray] = {}
     for key in keys:
-        try:
-            tensors[_OBS_PREFIX + key] = np.stack([obs[key] for obs in table])
-        except ValueError as exc:
-            raise ValueError(f"observations disagree on the shape of '{key}': {exc}") from exc
+        shapes = {obs[key].shape for obs in table}
+        if len(shapes) != 1:
+            raise ValueError(f"observations disagree on the shape of '{key}': {sorted(shapes)}")
     actions = [np.asarray(t.action, dtype=np.float32).reshape(-1) for t in transitions]
     if len({a.shape for a in actions}) != 1:
         raise ValueError(
             f"actions of one batch differ in length: {sorted({a.shape[0] for a in actions})}"
         )
+    tensors: dict[str, np.ndarray | list[np.ndarray]] = {
+        _OBS_PREFIX + key: [obs[key] for obs in table] for key in keys
+    }
     tensors["action"] = np.stack(actions)
     tensors["obs_index"] = obs_index
     tensors["next_obs_index"] = next_index
@@ -278,7 +336,11 @@ def encode_transitions(transitions: Sequence[Transition]) -> bytes:
         "schema_version": str(SCHEMA_VERSION),
         "count": str(len(transitions)),
     }
-    return bytes(safetensors.numpy.save(tensors, metadata=meta))
+    fast = _save_rows(tensors, meta)
+    if fast is not None:
+        return fast
+    stacked = {k: v if isinstance(v, np.ndarray) else np.stack(v) for k, v in tensors.items()}
+    return bytes(safetensors.numpy.save(stacked, metadata=meta))
 
 
 def decode_transitions(

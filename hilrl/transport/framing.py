@@ -15,6 +15,8 @@ from hilrl.transport.errors import ProtocolError
 from hilrl.transport.proto import hilrl_transport_pb2 as pb
 
 MAX_CHUNKS = 1 << 16
+SEND_DATA_METHOD = "/hilrl.transport.v1.Learner/SendData"
+"""Full gRPC method name of the data stream (for a call that sends pre-encoded frames)."""
 
 
 def checksum(payload: bytes) -> int:
@@ -43,6 +45,56 @@ def make_frames(
         )
         for i in range(count)
     ]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field_varint(number: int, value: int) -> bytes:
+    """A proto3 varint field; empty for the default value 0 (proto3 leaves it out)."""
+    return bytes((number << 3,)) + _varint(value) if value else b""
+
+
+def _field_bytes(number: int, value: bytes) -> bytes:
+    """A proto3 length-delimited field; empty for an empty value (proto3 leaves it out)."""
+    return bytes(((number << 3) | 2,)) + _varint(len(value)) + value if value else b""
+
+
+def encode_frames(
+    kind: int, payload: bytes, sequence: int, actor_id: str, chunk_bytes: int
+) -> list[bytes]:
+    """The frames of :func:`make_frames`, already serialised (the same bytes, in field order).
+
+    Why: building a ``pb.Frame`` copies the chunk into the message and serialising it
+    copies it again; here each chunk is copied once, into the serialised frame, which
+    the actor hands to gRPC as it is (a call made with no request serializer).
+    """
+    count = max(1, -(-len(payload) // chunk_bytes))
+    head = b"".join(
+        (
+            _field_varint(1, kind),
+            _field_varint(2, SCHEMA_VERSION),
+            _field_bytes(3, actor_id.encode("utf-8")),
+            _field_varint(4, sequence),
+            _field_varint(5, len(payload)),
+            _field_varint(6, checksum(payload)),
+        )
+    )
+    view = memoryview(payload)
+    frames = []
+    for i in range(count):
+        part = view[i * chunk_bytes : (i + 1) * chunk_bytes]
+        tail = _field_varint(8, count)
+        if len(part):
+            tail += bytes((9 << 3 | 2,)) + _varint(len(part))
+        frames.append(b"".join((head, _field_varint(7, i), tail, part)))
+    return frames
 
 
 @dataclass(frozen=True)
