@@ -178,22 +178,7 @@ class DynamixelBus(MotorBus):
     def _sync_read_bytes(self, address: int, size: int, motor_ids: list[int]) -> list[bytes]:
         params = address.to_bytes(2, "little") + size.to_bytes(2, "little") + bytes(motor_ids)
         self._send(instruction_packet(BROADCAST_ID, SYNC_READ, params))
-        deadline = self._deadline()
-        got: dict[int, bytes] = {}
-        while len(got) < len(motor_ids):
-            missing = [i for i in motor_ids if i not in got]
-            motor_id, error, data = self._read_status(deadline, missing[0])
-            if motor_id not in missing:
-                raise MotorChecksumError(
-                    self.port, motor_id, f"unexpected answer to a sync read of ids {motor_ids}"
-                )
-            self._status_error(motor_id, error)
-            if len(data) != size:
-                raise MotorChecksumError(
-                    self.port, motor_id, f"sync read returned {len(data)} bytes, expected {size}"
-                )
-            got[motor_id] = data
-        return [got[i] for i in motor_ids]
+        return self._sync_statuses(motor_ids, size)
 
     def _sync_write_packet(self, address: int, size: int, payloads: Mapping[int, bytes]) -> bytes:
         params = bytearray(address.to_bytes(2, "little") + size.to_bytes(2, "little"))

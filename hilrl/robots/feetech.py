@@ -134,22 +134,7 @@ class FeetechBus(MotorBus):
 
     def _sync_read_bytes(self, address: int, size: int, motor_ids: list[int]) -> list[bytes]:
         self._send(instruction_packet(BROADCAST_ID, SYNC_READ, bytes([address, size, *motor_ids])))
-        deadline = self._deadline()
-        got: dict[int, bytes] = {}
-        while len(got) < len(motor_ids):
-            missing = [i for i in motor_ids if i not in got]
-            motor_id, error, params = self._read_status(deadline, missing[0])
-            if motor_id not in missing:
-                raise MotorChecksumError(
-                    self.port, motor_id, f"unexpected answer to a sync read of ids {motor_ids}"
-                )
-            self._status_error(motor_id, error)
-            if len(params) != size:
-                raise MotorChecksumError(
-                    self.port, motor_id, f"sync read returned {len(params)} bytes, expected {size}"
-                )
-            got[motor_id] = params
-        return [got[i] for i in motor_ids]
+        return self._sync_statuses(motor_ids, size)
 
     def _sync_write_packet(self, address: int, size: int, payloads: Mapping[int, bytes]) -> bytes:
         params = bytearray([address, size])

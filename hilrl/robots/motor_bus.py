@@ -351,6 +351,25 @@ class MotorBus(abc.ABC):
             )
         return params
 
+    def _sync_statuses(self, motor_ids: list[int], size: int) -> list[bytes]:
+        """The ``size``-byte answers of every motor to a sync read, in ``motor_ids`` order."""
+        deadline = self._deadline()
+        got: dict[int, bytes] = {}
+        while len(got) < len(motor_ids):
+            missing = [i for i in motor_ids if i not in got]
+            motor_id, error, params = self._read_status(deadline, missing[0])
+            if motor_id not in missing:
+                raise MotorChecksumError(
+                    self.port, motor_id, f"unexpected answer to a sync read of ids {motor_ids}"
+                )
+            self._status_error(motor_id, error)
+            if len(params) != size:
+                raise MotorChecksumError(
+                    self.port, motor_id, f"sync read returned {len(params)} bytes, expected {size}"
+                )
+            got[motor_id] = params
+        return [got[i] for i in motor_ids]
+
     def _register(self, name: str) -> Register:
         reg = self.registers.get(name)
         if reg is None:
