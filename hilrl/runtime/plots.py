@@ -194,31 +194,13 @@ def _episode_plot(
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     try:
         if len(data):
-            w = window or auto_window(len(data))
             ax.plot(data.x, data.y, ".", ms=3, alpha=0.25, color="tab:blue", label="episode")
-            ax.plot(
-                data.x,
-                rolling_mean(data.y, w),
-                "-",
-                lw=2,
-                color="tab:blue",
-                label=f"rolling mean ({w} episodes)",
-            )
-        alone = (
-            series(episodes, "autonomous_success")
-            if key == "success"
-            else Series(np.empty(0), np.empty(0))
-        )
-        if len(alone):
-            w = window or auto_window(len(alone))
-            ax.plot(
-                alone.x,
-                rolling_mean(alone.y, w),
-                "-",
-                lw=1.5,
-                color="tab:green",
-                label=f"without intervention, rolling mean ({w})",
-            )
+            _rolling_line(ax, data, window, "rolling mean ({w} episodes)", "tab:blue", 2.0)
+        if key == "success":
+            alone = series(episodes, "autonomous_success")
+            if len(alone):
+                label = "without intervention, rolling mean ({w})"
+                _rolling_line(ax, alone, window, label, "tab:green", 1.5)
         if len(ev):
             _eval_markers(ax, evals, eval_key, ev)
         if ylim is not None:
@@ -235,6 +217,14 @@ def _episode_plot(
     finally:
         plt.close(fig)
     return path
+
+
+def _rolling_line(
+    ax: Any, data: Series, window: int | None, label: str, color: str, lw: float
+) -> None:
+    """A rolling mean of ``data``; ``{w}`` in ``label`` becomes the window used."""
+    w = window or auto_window(len(data))
+    ax.plot(data.x, rolling_mean(data.y, w), "-", lw=lw, color=color, label=label.format(w=w))
 
 
 def _eval_markers(ax: Any, evals: list[dict[str, Any]], eval_key: str | None, ev: Series) -> None:
