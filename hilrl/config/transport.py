@@ -66,6 +66,8 @@ class TransportConfig:
     """Actor: folder for messages not yet durable at the learner (resent after a reconnect, a restart of either side, or a learner crash); empty keeps them in memory only."""
     spool_max_bytes: int = 4096 * MIB
     """Actor: disk cap of the spool; past it the copies of received-but-not-durable messages are dropped first (stats.retained_evicted), then the oldest unsent ones (stats.transitions_dropped)."""
+    spool_sync_after_s: float = 2.0
+    """Actor: fsync a spooled message once it has stayed this long in the spool (most overflow bursts are resent and deleted sooner, never touching the disk); close() syncs the rest. 0: fsync every write. A power cut of the actor's computer loses at most this much spooled data."""
     backoff_initial_s: float = 0.2
     """Actor: first reconnection delay; it doubles after each failure."""
     backoff_max_s: float = 5.0
@@ -113,6 +115,8 @@ class TransportConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ConfigError(name, getattr(self, name), "must be > 0")
+        if self.spool_sync_after_s < 0:
+            raise ConfigError("spool_sync_after_s", self.spool_sync_after_s, "must be >= 0")
         if self.backoff_max_s < self.backoff_initial_s:
             raise ConfigError("backoff_max_s", self.backoff_max_s, "must be >= backoff_initial_s")
         if not 0 <= self.backoff_jitter < 1:

@@ -288,7 +288,7 @@ class ActorClient:
         self._spool: Spool | None = None
         if config.spool_dir:
             root = Path(config.spool_dir).expanduser() / (run_id or "_no_run") / actor_id
-            self._spool = Spool(root, config.spool_max_bytes)
+            self._spool = Spool(root, config.spool_max_bytes, config.spool_sync_after_s)
             for entry in self._spool.entries():
                 self._backlog.append(
                     _OutMsg(entry.kind, entry.sequence, None, entry.path, -1, entry.nbytes)
@@ -517,6 +517,8 @@ class ActorClient:
                     else:
                         self._send_window()
                 self._bound_memory()
+                if self._spool is not None:
+                    self._spool.sync_due()
                 self._publish_counts()
                 with self._lock:
                     if not self._closing and not self._events and not self._ready_to_batch():
