@@ -105,7 +105,7 @@ class SACConfig:
     precision: str = "fp32"
     """Forward/backward precision: 'fp32', or 'bf16' autocast (weights, losses and optimiser stay fp32; fast on GPUs and CPUs with AMX)."""
     compile: bool = False
-    """torch.compile the per-step loss computations (forward and backward become fused kernels); costs ~20-40 s of compiling at the first update."""
+    """torch.compile each whole training step (forward, gradients, clipping, Adam, Polyak: one graph per step); costs ~20-40 s of compiling at the first update."""
     compile_mode: str = "default"
     """torch.compile mode when compile is on: 'default', 'reduce-overhead', 'max-autotune' or 'max-autotune-no-cudagraphs'."""
     retain_freed_memory: bool = True

@@ -13,7 +13,14 @@ from learning_helpers import STATE, random_batch, tiny_encoder_cfg, tiny_sac_cfg
 from torch import nn
 
 from hilrl.algorithms.cpu_memory import retain_freed_memory
-from hilrl.algorithms.optim import adam_step, clip_grad_norm, drop_grads
+from hilrl.algorithms.optim import (
+    adam_slots,
+    adam_step,
+    adam_update,
+    clip_grad_norm,
+    clip_grads,
+    drop_grads,
+)
 from hilrl.algorithms.sac import SAC, _slice_batch
 from hilrl.policies.sac_policy import ActionSpec
 
@@ -98,31 +105,69 @@ def test_list_of_batches_skips_only_the_bad_one() -> None:
     assert m["skipped_batches"] == 1.0 and sac.critic_steps == 1
 
 
-def test_compiled_loss_path_matches_eager(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``sac.compile`` routes the losses through torch.compile; traced with the fast
-    aot_eager backend here (inductor's code generation takes ~30 s, see the benchmark)."""
+@pytest.mark.parametrize("redq", [False, True])
+def test_compiled_steps_match_eager(monkeypatch: pytest.MonkeyPatch, redq: bool) -> None:
+    """``sac.compile`` turns each whole step (losses, torch.func gradients, clipping, Adam,
+    Polyak) into one graph; traced with the fast aot_eager backend here (inductor's code
+    generation takes ~30 s, see the benchmark), it must agree with the eager autograd +
+    fused-Adam steps: metrics, every network tensor and every optimiser moment."""
     real: Callable[..., Any] = torch.compile
+    compiled_fns: list[Any] = []
 
     def quick(fn: Callable[..., Any], **_: object) -> Any:
+        compiled_fns.append(fn)
         return real(fn, backend="aot_eager", dynamic=False)
 
     monkeypatch.setattr(torch, "compile", quick)
     spec = tiny_spec()
-    batch = random_batch(spec, 16, 3)
+    batches = [random_batch(spec, 16, 3, seed=s) for s in range(3)]
     runs = {}
     for compiled in (False, True):
         torch.manual_seed(0)
-        sac = SAC(spec, ActionSpec(3, True), tiny_sac_cfg(compile=compiled), tiny_encoder_cfg())
-        assert (sac._critic_losses_fn != sac._chunk_losses) == compiled
-        metrics = [sac.update(batch) for _ in range(2)]
-        runs[compiled] = (metrics, _params(sac))
-    (m_e, p_e), (m_c, p_c) = runs[False], runs[True]
+        cfg = tiny_sac_cfg(compile=compiled, num_critics=3, num_target_critics=2 if redq else None)
+        sac = SAC(spec, ActionSpec(3, True), cfg, tiny_encoder_cfg())
+        metrics = [sac.update(b) for b in batches]
+        state = sac.state_dict()
+        runs[compiled] = (metrics, _params(sac), state["tensors"])
+    assert len(compiled_fns) == 2  # the critic step and the actor step
+    (m_e, p_e, s_e), (m_c, p_c, s_c) = runs[False], runs[True]
     for a, b in zip(m_e, m_c):
         assert a.keys() == b.keys()
         for k in a:
             assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), k
     for k in p_e:
         assert torch.allclose(p_e[k], p_c[k], atol=1e-5), k
+    assert s_e.keys() == s_c.keys()
+    for k in s_e:
+        if k.startswith("optim."):
+            assert torch.allclose(s_e[k].float(), s_c[k].float(), rtol=1e-4, atol=1e-7), k
+
+
+def test_adam_update_matches_torch_adam() -> None:
+    torch.manual_seed(0)
+    ref = _net()
+    fused = copy.deepcopy(ref)
+    opt_ref = torch.optim.Adam(ref.parameters(), lr=1e-2, weight_decay=0.01)
+    opt_new = torch.optim.Adam(fused.parameters(), lr=1e-2, weight_decay=0.01, fused=True)
+    for step in range(5):
+        x = torch.randn(16, 5) * (10.0 if step % 2 else 0.1)
+        opt_ref.zero_grad(set_to_none=True)
+        ref(x).pow(2).sum().backward()
+        norm_ref = nn.utils.clip_grad_norm_(ref.parameters(), 1.0)
+        opt_ref.step()
+        params = list(fused.parameters())
+        grads = list(torch.autograd.grad(fused(x).pow(2).sum(), params))
+        norm = clip_grads(grads, 1.0)
+        adam_update(adam_slots(opt_new), grads)
+        assert torch.allclose(norm_ref, norm, rtol=1e-5), step
+        for a, b in zip(ref.parameters(), fused.parameters()):
+            assert torch.allclose(a, b, atol=1e-5), step
+            for key in ("exp_avg", "exp_avg_sq", "step"):
+                assert torch.allclose(
+                    opt_ref.state[a][key], opt_new.state[b][key], rtol=1e-4, atol=1e-7
+                )
+    # The state it keeps is the optimiser's own: a checkpoint round trip sees it.
+    assert int(opt_new.state_dict()["state"][0]["step"]) == 5
 
 
 def test_retain_freed_memory_is_idempotent_on_glibc() -> None:
