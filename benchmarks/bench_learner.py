@@ -102,7 +102,6 @@ VARIANTS: dict[str, dict[str, object]] = {
     "reference": {},
     "bf16": {"precision": "bf16"},
     "optimised": {"precision": "bf16", "compile": True},
-    "compiled_fp32": {"compile": True},
 }
 
 

@@ -179,7 +179,7 @@ class ReplayConfig:
     explicit_next_fraction: float = 0.05
     """Initial size of the explicit next-observation pool as a fraction of capacity (it grows when needed)."""
     seed: int = 0
-    """Seed of the sampler's random generator."""
+    """Seed of the sampler's random generator (batch rows and DrQ shifts); the learner mixes it with run.seed, so runs with different seeds sample differently."""
 
     def validate(self) -> None:
         for name in ("capacity", "demo_capacity", "intervention_capacity", "batch_size"):

@@ -151,16 +151,25 @@ class MixedSampler:
         chunks: int = 1,
         n_step: int = 1,
         discount: float = 0.99,
+        run_seed: int | None = None,
     ) -> None:
+        """``run_seed``: the run's seed, mixed with ``cfg.seed`` (None: ``cfg.seed`` alone)."""
         self.buffers = buffers
         self.cfg = cfg
         self.device = resolve_device(device)
         self.chunks = chunks
         self.n_step = n_step
         self.discount = discount
-        self.rng = np.random.default_rng(cfg.seed)
+        seed = cfg.seed
+        if run_seed is not None:
+            seed = int(
+                np.random.SeedSequence(
+                    [run_seed & 0xFFFFFFFF, cfg.seed & 0xFFFFFFFF]
+                ).generate_state(1)[0]
+            )
+        self.rng = np.random.default_rng(seed)
         self.aug_gen = torch.Generator(device=self.device)
-        self.aug_gen.manual_seed(cfg.seed)
+        self.aug_gen.manual_seed(seed)
         self._queue: queue.Queue[ReplayBatch | BaseException] = queue.Queue(
             maxsize=max(cfg.prefetch, 1)
         )

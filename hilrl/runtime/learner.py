@@ -168,6 +168,7 @@ class Learner:
             chunks=sac_cfg.utd_ratio,
             n_step=sac_cfg.n_step,
             discount=sac_cfg.discount,
+            run_seed=cfg.run.seed,
         )
         self.arch_hash = policy_arch_hash(self.sac.nets, cfg.learning)
         self.run_id = self.run.run_id()

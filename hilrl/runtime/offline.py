@@ -76,7 +76,13 @@ def train_offline(
         raise ConfigError("--dataset", str(path), "the dataset holds no transitions")
     out.write(f"train-offline: {episodes} episodes, {count} transitions from {path}\n")
     sampler = MixedSampler(
-        buffers, replay_cfg, device, sac_cfg.utd_ratio, sac_cfg.n_step, sac_cfg.discount
+        buffers,
+        replay_cfg,
+        device,
+        sac_cfg.utd_ratio,
+        sac_cfg.n_step,
+        sac_cfg.discount,
+        run_seed=cfg.run.seed,
     )
     counters = Counters(demo_transitions=count)
     ck = cfg.learning.checkpoint
