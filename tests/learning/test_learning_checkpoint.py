@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -71,8 +73,18 @@ def probe() -> dict[str, torch.Tensor]:
     }
 
 
-def test_resume_gives_identical_actor_and_bitwise_identical_next_update(tmp_path: Path) -> None:
-    sac, bufs, sampler = make(0)
+@pytest.mark.parametrize("compiled", [False, True])
+def test_resume_gives_identical_actor_and_bitwise_identical_next_update(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: bool
+) -> None:
+    """Also for ``sac.compile`` (whole compiled steps keep their Adam state in the
+    optimisers), traced with the fast aot_eager backend."""
+    real: Callable[..., Any] = torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda fn, **_: real(fn, backend="aot_eager", dynamic=False)
+    )
+    kw = {"compile": compiled}
+    sac, bufs, sampler = make(0, **kw)
     fill(bufs, 0)
     for _ in range(3):
         sac.update(sampler.next())
@@ -92,7 +104,7 @@ def test_resume_gives_identical_actor_and_bitwise_identical_next_update(tmp_path
     assert isinstance(tensors_a, dict)
     after_a = {k: v.clone() for k, v in tensors_a.items()}
 
-    sac_b, bufs_b, sampler_b = make(123)  # different init, empty buffers
+    sac_b, bufs_b, sampler_b = make(123, **kw)  # different init, empty buffers
     torch.manual_seed(999)  # and a different global RNG state
     info = restore_checkpoint(path, sac_b, buffers=bufs_b, sampler=sampler_b)
     assert (info.step, info.counters, info.config) == (3, {"env_steps": 40}, {"note": "x"})
