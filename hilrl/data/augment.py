@@ -49,15 +49,20 @@ def _shift_cpu(
     flat_rows = (rows[order] + order.unsqueeze(1) * h).view(-1)
     src = images.reshape(b * h, w * c).index_select(0, flat_rows).view(b, h, w, c)
     out = torch.empty_like(images)
+    flat_src, flat_out = src.view(b, h * w * c), out.view(b, h * w * c)
+    size = h * w * c
     counts = torch.bincount(dx + pad, minlength=2 * pad + 1).tolist()
     a = 0
     for d, n in zip(range(-pad, pad + 1), counts):
         z = a + n
-        if n and d > 0:  # read pixel x + d: shift left, replicate the right edge
-            out[a:z, :, : w - d] = src[a:z, :, d:]
+        # Read pixel x + d: the whole image moves by d pixels as one contiguous copy (each
+        # row's d edge pixels then hold the neighbouring row's, or nothing), then the edge
+        # columns get the replicated border pixel.
+        if n and d > 0:
+            flat_out[a:z, : size - d * c] = flat_src[a:z, d * c :]
             out[a:z, :, w - d :] = src[a:z, :, w - 1 : w]
         elif n and d < 0:
-            out[a:z, :, -d:] = src[a:z, :, : w + d]
+            flat_out[a:z, -d * c :] = flat_src[a:z, : size + d * c]
             out[a:z, :, :-d] = src[a:z, :, :1]
         elif n:
             out[a:z] = src[a:z]
