@@ -70,6 +70,75 @@ def _shift_cpu(
     return out.index_select(0, torch.argsort(order))
 
 
+def image_storage(count: int, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """An uninitialised uint8 ``(count, *shape)`` image array with one image row of slack
+    memory before and after it, so :func:`gather_shifted` may read up to a row past
+    either end (what it reads there is always overwritten by the edge fix)."""
+    h, w, c = shape
+    row = w * c
+    flat = torch.empty(count * h * row + 2 * row, dtype=torch.uint8, device=device)
+    return flat[row : row + count * h * row].view(count, h, w, c)
+
+
+def draw_shifts(
+    count: int, pad: int, generator: torch.Generator | None, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DrQ offsets ``(dy, dx)``, each ``(count,)`` uniform in ``[-pad, pad]``."""
+    shifts = torch.randint(0, 2 * pad + 1, (2, count), device=device, generator=generator) - pad
+    return shifts[0], shifts[1]
+
+
+def gather_shifted(
+    store: torch.Tensor,
+    index: torch.Tensor,
+    dy: torch.Tensor,
+    dx: torch.Tensor,
+    out: torch.Tensor,
+) -> None:
+    """``out[i] = random-shift(store[index[i]])`` by ``(dy[i], dx[i])``, in one gather.
+
+    The sampler's fused path: instead of copying the sampled images and then shifting
+    them (four passes over the batch), every output row is one contiguous read. Output
+    row ``y`` of image ``i`` is ``w`` pixels starting at pixel ``dx[i]`` of stored row
+    ``clamp(y + dy[i])``; read through an overlapping strided view of the storage (one
+    row per pixel offset), all rows are one ``index_select``. A row shifted by ``dx``
+    reads ``|dx|`` pixels of the neighbouring row (or of the slack around the storage,
+    see :func:`image_storage`); those edge columns then get the replicated border pixel,
+    as pad-and-crop does. ``store`` must come from :func:`image_storage` (|dx| < width).
+    """
+    n = int(index.shape[0])
+    if n == 0:
+        return
+    _, h, w, c = store.shape
+    row = w * c
+    if store.storage_offset() < row or not store.is_contiguous():
+        raise ValueError("gather_shifted needs storage from image_storage (slack around it)")
+    base = store.storage_offset()
+    # One row per pixel offset over the whole storage (slack included), overlapping.
+    storage = store.untyped_storage()
+    flat = torch.empty(0, dtype=torch.uint8, device=store.device).set_(storage)
+    rows_view = flat.as_strided(((storage.nbytes() - row) // c + 1, row), (c, 1))
+    y = (torch.arange(h, device=store.device).unsqueeze(0) + dy.unsqueeze(1)).clamp_(0, h - 1)
+    start = ((index.unsqueeze(1) * h + y) * w + dx.unsqueeze(1) + base // c).view(-1)
+    torch.index_select(rows_view, 0, start, out=out.view(n * h, row))
+    _fix_edges(out, dx)
+
+
+def _fix_edges(images: torch.Tensor, dx: torch.Tensor) -> None:
+    """Replicate the border pixel into the ``|dx|`` columns a shifted row read from outside."""
+    w = images.shape[2]
+    for d in torch.unique(dx).tolist():
+        if d == 0:
+            continue
+        sel = torch.nonzero(dx == d).squeeze(1)
+        if d > 0:  # out[x] = in[x + d]: columns >= w - d repeat in[w - 1] = out[w - 1 - d]
+            edge = images[sel, :, w - 1 - d : w - d]
+            images[sel, :, w - d :] = edge.expand(-1, -1, d, -1)
+        else:  # columns < -d repeat in[0] = out[-d]
+            edge = images[sel, :, -d : -d + 1]
+            images[sel, :, :-d] = edge.expand(-1, -1, -d, -1)
+
+
 def shift_reference(image: torch.Tensor, dy: int, dx: int, pad: int) -> torch.Tensor:
     """Pad-then-crop of one ``(H, W, C)`` image by offset ``(dy, dx)``: the test oracle."""
     h, w, _ = image.shape

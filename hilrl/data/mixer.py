@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from hilrl.config.learner import ReplayConfig
-from hilrl.data.augment import random_shift
+from hilrl.data.augment import draw_shifts, random_shift
 from hilrl.data.replay import HostRows, ReplayBatch, ReplayBuffer
 from hilrl.policies.encoder import ObservationSpec
 from hilrl.types import STATE_KEY, Transition
@@ -209,14 +209,39 @@ class MixedSampler:
         shapes = self.buffers.online.shapes
         obs = {k: _empty((rows, *s), k, store_dev, pin) for k, s in shapes.items()}
         nxt = {k: _empty((rows, *s), k, store_dev, pin) for k, s in shapes.items()}
+        # On the CPU, DrQ shifts happen inside the gather (one pass over the images).
+        pad = self.cfg.augment_pad if self.cfg.augment else 0
+        fused = pad > 0 and store_dev.type == "cpu"
+        images = [k for k in shapes if k != STATE_KEY]
+        shifts = (
+            {k: draw_shifts(rows, pad, self.aug_gen, store_dev) for k in images} if fused else {}
+        )
+        nshifts = (
+            {k: draw_shifts(rows, pad, self.aug_gen, store_dev) for k in images} if fused else {}
+        )
         host: list[HostRows] = []
         start = 0
         for counts in comp:
             for buf, count in zip(buffers, counts):
                 if count:
                     idx = buf.sample_indices(count, self.rng)
-                    host.append(buf.gather_into(obs, nxt, start, idx, self.n_step, self.discount))
-                    start += count
+                    stop = start + count
+                    host.append(
+                        buf.gather_into(
+                            obs,
+                            nxt,
+                            start,
+                            idx,
+                            self.n_step,
+                            self.discount,
+                            {k: (dy[start:stop], dx[start:stop]) for k, (dy, dx) in shifts.items()},
+                            {
+                                k: (dy[start:stop], dx[start:stop])
+                                for k, (dy, dx) in nshifts.items()
+                            },
+                        )
+                    )
+                    start = stop
         cat = HostRows(*(np.concatenate(parts) for parts in zip(*host)))
         dev = self.device
 
@@ -227,7 +252,7 @@ class MixedSampler:
 
         obs_d = {k: v.to(dev, non_blocking=True) for k, v in obs.items()}
         nxt_d = {k: v.to(dev, non_blocking=True) for k, v in nxt.items()}
-        if self.cfg.augment and self.cfg.augment_pad:
+        if pad and not fused:
             for d in (obs_d, nxt_d):
                 for k in d:
                     if k != STATE_KEY:

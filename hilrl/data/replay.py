@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from hilrl.data.augment import gather_shifted, image_storage
 from hilrl.policies.encoder import ObservationSpec
 from hilrl.types import STATE_KEY, Batch, Transition
 
@@ -42,6 +43,20 @@ class HostRows(NamedTuple):
     discrete_penalties: np.ndarray
     is_intervention: np.ndarray
     bootstrap_discount: np.ndarray
+
+
+def _gather(
+    store: torch.Tensor,
+    index: torch.Tensor,
+    out: torch.Tensor,
+    shifts: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None,
+    key: str,
+) -> None:
+    """``out = store[index]``, shifted when ``shifts`` has offsets for ``key``."""
+    if shifts is not None and key in shifts:
+        gather_shifted(store, index, *shifts[key], out)
+    else:
+        torch.index_select(store, 0, index, out=out)
 
 
 def _dtype(key: str) -> torch.dtype:
@@ -74,15 +89,9 @@ class ReplayBuffer:
             self.shapes[key] = shape
         # Host storage is not pinned (pinning many GB is fragile); the sampler's
         # per-batch output buffers are, when training on CUDA.
-        self.obs = {
-            k: torch.empty((capacity, *s), dtype=_dtype(k), device=self.device)
-            for k, s in self.shapes.items()
-        }
+        self.obs = {k: self._storage(k, capacity) for k in self.shapes}
         pool = max(16, int(capacity * explicit_next_fraction))
-        self.pool = {
-            k: torch.empty((pool, *s), dtype=_dtype(k), device=self.device)
-            for k, s in self.shapes.items()
-        }
+        self.pool = {k: self._storage(k, pool) for k in self.shapes}
         self.free: list[int] = list(range(pool - 1, -1, -1))
         self.actions = np.zeros((capacity, action_dim), np.float32)
         self.rewards = np.zeros(capacity, np.float32)
@@ -100,6 +109,12 @@ class ReplayBuffer:
 
     def __len__(self) -> int:
         return self.size
+
+    def _storage(self, key: str, count: int) -> torch.Tensor:
+        """Images get slack memory around them, for :func:`gather_shifted`'s fused reads."""
+        if key == STATE_KEY:
+            return torch.empty((count, *self.shapes[key]), dtype=_dtype(key), device=self.device)
+        return image_storage(count, self.shapes[key], self.device)
 
     @property
     def pool_capacity(self) -> int:
@@ -276,7 +291,7 @@ class ReplayBuffer:
         if new <= old:
             raise RuntimeError(f"replay '{self.name}': explicit-next pool exhausted ({old})")
         for k, t in self.pool.items():
-            grown = torch.empty((new, *t.shape[1:]), dtype=t.dtype, device=t.device)
+            grown = self._storage(k, new)
             grown[:old].copy_(t)
             self.pool[k] = grown
         self.free = list(range(new - 1, old - 1, -1)) + self.free
@@ -296,12 +311,16 @@ class ReplayBuffer:
         idx: np.ndarray,
         n_step: int = 1,
         discount: float = 1.0,
+        shifts: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+        next_shifts: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> HostRows:
         """Copy rows ``idx`` into ``obs_out[k][start:start+len(idx)]`` (and next obs).
 
         With ``n_step > 1`` the rewards and penalties are discounted sums up to the first
         termination, truncation or segment break, and the next observation is the one
-        the return bootstraps from.
+        the return bootstraps from. ``shifts`` / ``next_shifts``: per image key the DrQ
+        offsets ``(dy, dx)`` of these rows; those images are gathered already shifted
+        (:func:`hilrl.data.augment.gather_shifted`).
         """
         stop = start + len(idx)
         with self.lock:
@@ -313,13 +332,23 @@ class ReplayBuffer:
             succ_t = torch.from_numpy(succ).to(self.device, non_blocking=True)
             e_rows = np.nonzero(explicit)[0]
             for k, store in self.obs.items():
-                torch.index_select(store, 0, idx_t, out=obs_out[k][start:stop])
-                torch.index_select(store, 0, succ_t, out=next_out[k][start:stop])
+                _gather(store, idx_t, obs_out[k][start:stop], shifts, k)
+                _gather(store, succ_t, next_out[k][start:stop], next_shifts, k)
             if len(e_rows):
                 e_rows_t = torch.from_numpy(e_rows).to(self.device)
                 ref_t = torch.from_numpy(ref[e_rows]).to(self.device)
                 for k, pool in self.pool.items():
-                    next_out[k][start:stop].index_copy_(0, e_rows_t, pool.index_select(0, ref_t))
+                    dest = next_out[k][start:stop]
+                    if next_shifts is not None and k in next_shifts:
+                        dy, dx = next_shifts[k]
+                        part = torch.empty(
+                            (len(e_rows), *dest.shape[1:]), dtype=dest.dtype, device=dest.device
+                        )
+                        sub = (dy.index_select(0, e_rows_t), dx.index_select(0, e_rows_t))
+                        _gather(pool, ref_t, part, {k: sub}, k)
+                    else:
+                        part = pool.index_select(0, ref_t)
+                    dest.index_copy_(0, e_rows_t, part)
             return HostRows(
                 self.actions[idx],
                 rows.rewards,

@@ -337,12 +337,21 @@ class Learner:
         next_checkpoint = now + t.checkpoint_every_s if t.checkpoint_every_s else math.inf
         next_log, last_log, last_log_updates = now + cfg.run.log_every_s, now, self.counters.updates
         metrics = MetricsAverage()
+        compiled = False
         while True:
             reason = self._stop_reason(stop, actors_done)
             if reason:
                 break
             if self._warmed_up():
-                metrics.add(self.sac.update(self.sampler.next()))
+                batch = self.sampler.next()
+                compiling = cfg.learning.sac.compile and not compiled
+                if compiling:
+                    self._say("compiling the training steps (sac.compile: once, ~30-60 s)")
+                    t0 = time.monotonic()
+                metrics.add(self.sac.update(batch))
+                if compiling:
+                    compiled = True
+                    self._say(f"training steps compiled in {time.monotonic() - t0:.0f} s")
                 self.counters.updates += 1
                 if every_steps and self.counters.updates % every_steps == 0:
                     self.checkpoint(endpoint)

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from hilrl.config.learner import ReplayConfig
-from hilrl.data.augment import random_shift, shift_reference
+from hilrl.data.augment import (
+    draw_shifts,
+    gather_shifted,
+    image_storage,
+    random_shift,
+    shift_reference,
+)
 from hilrl.data.mixer import MixedSampler, ReplayBuffers
 from hilrl.policies.encoder import ObservationSpec
 from hilrl.types import Transition
@@ -129,6 +135,66 @@ def test_random_shift_matches_pad_and_crop_oracle(method: str) -> None:
         assert torch.equal(out[i], ref)
     assert out.dtype == torch.uint8 and out.shape == imgs.shape
     assert not torch.equal(out, imgs)
+
+
+def test_fused_gather_shift_matches_pad_and_crop_oracle_up_to_the_storage_ends() -> None:
+    store = image_storage(5, (10, 12, 3), torch.device("cpu"))
+    store.copy_(torch.randint(0, 256, store.shape, dtype=torch.uint8))
+    index = torch.tensor([0, 4, 2, 0, 4, 1, 3] * 12)  # the first and last image: slack reads
+    dy, dx = draw_shifts(len(index), 4, torch.Generator().manual_seed(1), torch.device("cpu"))
+    out = torch.empty((len(index), 10, 12, 3), dtype=torch.uint8)
+    gather_shifted(store, index, dy, dx, out)
+    assert set(dx.tolist()) == set(range(-4, 5))  # every offset was exercised
+    for i in range(len(index)):
+        ref = shift_reference(store[int(index[i])], int(dy[i]), int(dx[i]), 4)
+        assert torch.equal(out[i], ref), i
+    with pytest.raises(ValueError, match="image_storage"):
+        gather_shifted(store.clone(), index, dy, dx, out)
+
+
+def test_sampled_images_are_shifted_copies_of_the_right_observations() -> None:
+    """End to end through the fused CPU path: episode ends (explicit next observations in
+    the pool) included, every sampled image is some pad-and-crop shift of the stored
+    observation (or next observation) of the transition its state names."""
+    pad = 2
+    cfg = ReplayConfig(
+        capacity=64,
+        demo_capacity=8,
+        intervention_capacity=8,
+        batch_size=32,
+        prefetch=0,
+        augment_pad=pad,
+        online_ratio=1.0,
+    )
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (60, 8, 8, 3), dtype=np.uint8)
+
+    def obs(i: int) -> dict[str, np.ndarray]:
+        return {STATE: np.array([i], np.float32), CAM: frames[i]}
+
+    bufs = ReplayBuffers(SPEC, 2, cfg)
+    ts = []
+    for i in range(40):  # episodes of 7 steps; each ends in an observation no slot holds
+        end = i % 7 == 6
+        nxt = 50 + i % 10 if end else i + 1
+        ts.append(Transition(obs(i), np.zeros(2, np.float32), 1.0, obs(nxt), end, False))
+    bufs.add_transitions(ts)
+    expected_next = {int(t.observation[STATE][0]): int(t.next_observation[STATE][0]) for t in ts}
+    offsets = [(dy, dx) for dy in range(-pad, pad + 1) for dx in range(-pad, pad + 1)]
+
+    def is_shift_of(img: torch.Tensor, frame: int) -> bool:
+        src = torch.from_numpy(frames[frame])
+        return any(torch.equal(img, shift_reference(src, dy, dx, pad)) for dy, dx in offsets)
+
+    batch = MixedSampler(bufs, cfg, chunks=2).sample()
+    ids = batch.observations[STATE][:, 0].long().tolist()
+    assert any(expected_next[i] >= 50 for i in ids)  # pool rows were sampled
+    unshifted = 0
+    for row, i in enumerate(ids):
+        assert is_shift_of(batch.observations[CAM][row], i), row
+        assert is_shift_of(batch.next_observations[CAM][row], expected_next[i]), row
+        unshifted += int(torch.equal(batch.observations[CAM][row], torch.from_numpy(frames[i])))
+    assert unshifted < len(ids) // 2  # most rows moved
 
 
 def test_prefetched_batches_match_direct_sampling_and_close_cleanly() -> None:
