@@ -7,7 +7,9 @@ the same as reading pixel ``(clamp(y + dy), clamp(x + dx))`` with ``dy, dx`` uni
 On CUDA that is one advanced-indexing gather. On the CPU the element-wise index kernel
 is slow for uint8 (392 ms for 512 images of 128x128x3, measured), so rows are gathered
 with ``index_select`` (contiguous 384-byte rows) and columns are shifted per distinct
-offset (2 * pad + 1 groups, each a batched slice copy).
+offset (2 * pad + 1 groups, each a batched slice copy). The replay sampler avoids even
+that on the CPU: :func:`gather_shifted` reads each shifted row straight from the replay
+storage (2.3x faster sampling of two 128x128 cameras than gather-then-shift).
 """
 
 from __future__ import annotations

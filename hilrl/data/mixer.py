@@ -11,6 +11,10 @@ share. An empty source gives its share to the others. A sample for a UTD update 
 
 Prefetching: a background thread keeps ``prefetch`` batches ready (gather, host-to-device
 copy and DrQ augmentation), so the training step does not wait for sampling.
+
+DrQ: obs and next obs of every row get independent offsets per camera. With CPU storage
+the shift is part of the gather (:func:`hilrl.data.augment.gather_shifted`, one pass
+over the images); with CUDA storage the gathered batch is shifted by one indexing op.
 """
 
 from __future__ import annotations
