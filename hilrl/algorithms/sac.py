@@ -114,6 +114,7 @@ class SAC:
         self.critic = CriticEnsemble(
             latent, self.cont_dim, hidden, cfg.num_critics, cfg.activation, cfg.critic_layer_norm
         ).to(self.device)
+        self.critic.batched = cfg.compile
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.grasp_target = None
         if self.nets.grasp_critic is not None:

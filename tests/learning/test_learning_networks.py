@@ -28,8 +28,11 @@ def test_ensemble_batched_equals_per_head_computation() -> None:
     torch.manual_seed(0)
     critic = CriticEnsemble(5, 2, (7, 6), num=4, act="relu", layer_norm=True)
     latents, actions = torch.randn(9, 5), torch.randn(9, 2)
+    per_head = critic(latents, actions)
+    critic.batched = True
     batched = critic(latents, actions)
-    assert batched.shape == (4, 9)
+    assert batched.shape == per_head.shape == (4, 9)
+    assert torch.allclose(batched, per_head, atol=1e-5)
     x0 = torch.cat([latents, actions], -1)
     for head in range(4):
         x = x0
