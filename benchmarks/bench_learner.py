@@ -105,13 +105,19 @@ VARIANTS: dict[str, dict[str, object]] = {
 }
 
 
-def bench_case(images: bool, seconds: float, variant: str, with_sampler: bool) -> dict[str, float]:
+def bench_case(
+    images: bool, seconds: float, variant: str, with_sampler: bool, prefetch: int = 2
+) -> dict[str, float]:
     torch.manual_seed(0)
     s = spec(images)
     sac_cfg = SACConfig(utd_ratio=2, **VARIANTS[variant])  # type: ignore[arg-type]
     sac = SAC(s, ACTION, sac_cfg, EncoderConfig(type="small_cnn"), device="cpu")
     rcfg = ReplayConfig(
-        capacity=4000, demo_capacity=2000, intervention_capacity=100, batch_size=256, prefetch=2
+        capacity=4000,
+        demo_capacity=2000,
+        intervention_capacity=100,
+        batch_size=256,
+        prefetch=prefetch,
     )
     bufs = ReplayBuffers(s, ACTION.dim, rcfg)
     fill(bufs.online, bufs.demos, s, 3000, np.random.default_rng(0))
@@ -160,6 +166,13 @@ def main() -> None:
     ap.add_argument(
         "--no-compile", action="store_true", help="skip the compiled (optimised) variant"
     )
+    ap.add_argument(
+        "--prefetch",
+        type=int,
+        default=2,
+        help="replay.prefetch of the end-to-end runs (0: sample on the training thread; on 2 "
+        "cores that avoids the sampler's and the update's threads contending)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     figures: dict[str, float] = {
@@ -169,7 +182,9 @@ def main() -> None:
     variants = ["reference", "bf16"] + ([] if args.no_compile else ["optimised"])
     for images in (False, True):
         for variant in variants:
-            figures.update(bench_case(images, args.seconds, variant, variant != "bf16"))
+            figures.update(
+                bench_case(images, args.seconds, variant, variant != "bf16", args.prefetch)
+            )
         case = "image" if images else "state"
         for variant in variants[1:]:
             figures[f"{case}_{variant}_speedup_vs_reference"] = (
