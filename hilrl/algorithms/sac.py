@@ -91,6 +91,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(name: str, device: torch.device) -> str:
+    """'auto' -> 'bf16' where bf16 matmuls are fast (CUDA with bf16, a CPU with AMX tiles),
+    else 'fp32'; 'fp32' and 'bf16' stay as they are."""
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private; absent: assume none
+    return "bf16" if device.type == "cpu" and amx is not None and amx() else "fp32"
+
+
 class SAC:
     """SAC learner: networks, target networks, optimisers, temperature, counters."""
 
@@ -107,6 +118,8 @@ class SAC:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.obs_spec = obs_spec
         self.action_spec = action_spec
+        self.precision = resolve_precision(cfg.precision, self.device)
+        """'fp32' or 'bf16': what ``sac.precision`` means on this device."""
         self.nets = PolicyNetworks(obs_spec, action_spec, encoder_cfg, cfg).to(self.device)
         self.cont_dim = self.nets.continuous_dim
         latent = self.nets.encoder.out_dim
@@ -221,7 +234,7 @@ class SAC:
         context spanning two steps would run the second one on stale weights.
         """
         return torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16"
+            self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"
         )
 
     def _chunks(self, batch: object) -> list[Any]:

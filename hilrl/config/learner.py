@@ -14,7 +14,7 @@ from hilrl.config.loader import ConfigError
 ENCODER_TYPES = ("small_cnn", "resnet10")
 ACTIVATIONS = ("relu", "silu", "tanh", "gelu")
 DEVICES = ("cpu", "cuda", "auto")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -103,7 +103,7 @@ class SACConfig:
     fused_optimizer: bool = True
     """Use fused Adam kernels (CPU and CUDA) instead of the per-tensor loop."""
     precision: str = "fp32"
-    """Forward/backward precision: 'fp32', or 'bf16' autocast (weights, losses and optimiser stay fp32; fast on GPUs and CPUs with AMX)."""
+    """Forward/backward precision: 'fp32', 'bf16' autocast (weights, losses and optimiser stay fp32; fast on GPUs and CPUs with AMX, slow on other CPUs), or 'auto': bf16 where it is fast (a CUDA device with bf16, a CPU with AMX), else fp32."""
     compile: bool = False
     """torch.compile each whole training step (forward, gradients, clipping, Adam, Polyak: one graph per step); costs ~20-40 s of compiling at the first update."""
     compile_mode: str = "default"

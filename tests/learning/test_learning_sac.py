@@ -8,7 +8,7 @@ import torch
 from learning_helpers import STATE, random_batch, tiny_encoder_cfg, tiny_sac_cfg, tiny_spec
 
 from hilrl.algorithms import losses
-from hilrl.algorithms.sac import SAC
+from hilrl.algorithms.sac import SAC, resolve_precision
 from hilrl.policies.sac_policy import ActionSpec
 from hilrl.types import Batch
 
@@ -190,3 +190,18 @@ def test_bf16_autocast_trains_with_fp32_weights_and_metrics() -> None:
     for k, v in sac._network_tensors().items():
         assert v.dtype == before[k].dtype, k  # master weights stay fp32
     assert not torch.equal(sac.critic.get_parameter("net.0.weight"), before["critic.net.0.weight"])
+
+
+def test_auto_precision_picks_bf16_only_where_it_is_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert resolve_precision("auto", cpu) == "fp32"  # private probe gone: the safe choice
+    sac = SAC(tiny_spec(), ActionSpec(3, True), tiny_sac_cfg(precision="auto"), tiny_encoder_cfg())
+    assert sac.precision == "fp32"
+    with sac._autocast():
+        assert not torch.is_autocast_enabled("cpu")
