@@ -36,7 +36,7 @@ import numpy as np
 
 from hilrl.transport import codec
 from hilrl.transport.errors import TransportError
-from hilrl.transport.server import ActorStats, EpisodeCallback, TransitionsCallback
+from hilrl.transport.server import ActorStats, EpisodeCallback, TransitionsCallback, deliver
 from hilrl.transport.state import make_state, parse_state
 from hilrl.types import EpisodeStats, Observation, Transition
 
@@ -250,20 +250,14 @@ class InProcLearner:
             if item is _STOP:
                 return
             assert isinstance(item, _Item)
-            error = False
             with self._ingest_gate:
-                try:
-                    if isinstance(item.payload, EpisodeStats):
-                        self._on_episode(item.actor_id, item.payload)
-                    else:
-                        self._on_transitions(item.actor_id, item.payload)
-                except Exception:
-                    log.exception(
-                        "ingest callback failed on message %d of actor %r",
-                        item.sequence,
-                        item.actor_id,
-                    )
-                    error = True
+                error = deliver(
+                    item.payload,
+                    item.actor_id,
+                    item.sequence,
+                    self._on_transitions,
+                    self._on_episode,
+                )
                 with self._lock:  # under the gate, as in the gRPC server
                     aid = item.actor_id
                     self._delivered[aid] = max(self._delivered.get(aid, 0), item.sequence)

@@ -170,6 +170,29 @@ def server_options(cfg: TransportConfig) -> list[tuple[str, Any]]:
     ]
 
 
+def deliver(
+    payload: list[Transition] | EpisodeStats | None,
+    actor_id: str,
+    sequence: int,
+    on_transitions: TransitionsCallback,
+    on_episode: EpisodeCallback,
+) -> bool:
+    """Hand one message's payload to the learner's callback; True when the callback failed.
+
+    A failing callback must not stall the actor (it would resend the same message
+    forever): it is logged loudly, counted by the caller, and ingest moves on.
+    """
+    try:
+        if isinstance(payload, EpisodeStats):
+            on_episode(actor_id, payload)
+        elif payload is not None:
+            on_transitions(actor_id, payload)
+    except Exception:
+        log.exception("ingest callback failed on message %d of actor %r", sequence, actor_id)
+        return True
+    return False
+
+
 class LearnerServer:
     """gRPC learner endpoint serving up to ``config.max_actors`` actors at once.
 
@@ -397,22 +420,14 @@ class LearnerServer:
             if item is _STOP:
                 return
             assert isinstance(item, _Item)
-            error = False
             with self._ingest_gate:
-                try:
-                    if isinstance(item.payload, EpisodeStats):
-                        self._on_episode(item.actor_id, item.payload)
-                    elif item.payload is not None:
-                        self._on_transitions(item.actor_id, item.payload)
-                except Exception:
-                    # A failing callback must not stall the actor (it would resend the same
-                    # message forever): log it loudly, count it, and move on.
-                    log.exception(
-                        "ingest callback failed on message %d of actor %r",
-                        item.sequence,
-                        item.actor_id,
-                    )
-                    error = True
+                error = deliver(
+                    item.payload,
+                    item.actor_id,
+                    item.sequence,
+                    self._on_transitions,
+                    self._on_episode,
+                )
                 # Still under the gate: a state_dict() taken in ingest_paused() must count
                 # every message whose callback ran, or a restore would take it again.
                 with self._lock:
