@@ -199,8 +199,8 @@ def _episode_plot(
         if key == "success":
             alone = series(episodes, "autonomous_success")
             if len(alone):
-                label = "without intervention, rolling mean ({w})"
-                _rolling_line(ax, alone, window, label, "tab:green", 1.5)
+                line = "without intervention, rolling mean ({w})"
+                _rolling_line(ax, alone, window, line, "tab:green", 1.5)
         if len(ev):
             _eval_markers(ax, evals, eval_key, ev)
         if ylim is not None:

@@ -46,6 +46,7 @@ def synthetic_run(run: Path, episodes: int = 300) -> None:
                 "return": float(success) - 0.01 * length,
                 "length": length,
                 "success": success,
+                "autonomous_success": success and bool(rng.random() < p),
                 "intervention_rate": float(max(0.0, 0.8 - p + rng.normal(0, 0.05))),
                 "policy_version": i,
                 "eval": False,
@@ -94,6 +95,32 @@ def test_plot_run_writes_readable_pngs(tmp_path: Path) -> None:
             assert img.width >= 600 and img.height >= 350
             pixels = np.asarray(img.convert("RGB"))
         assert pixels.std() > 10  # something is drawn
+
+
+def test_plot_titles_labels_and_legends_are_filled_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    texts: dict[str, list[str]] = {}
+    real_savefig = Figure.savefig
+
+    def recording_savefig(fig: Figure, path: Any, *args: Any, **kwargs: Any) -> None:
+        ax = fig.axes[0]
+        legend = ax.get_legend()
+        entries = [t.get_text() for t in legend.get_texts()] if legend else []
+        texts[Path(path).name] = [ax.get_title(), ax.get_ylabel(), *entries]
+        real_savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording_savefig)
+    synthetic_run(tmp_path)
+    plot_run(tmp_path, window=25)
+    success = texts["success_rate.png"]
+    assert success[:2] == ["success rate against environment steps", "success rate"]
+    assert "rolling mean (25 episodes)" in success
+    assert "without intervention, rolling mean (25)" in success
+    assert texts["intervention_rate.png"][1] == "intervention rate"
+    assert not any("{" in t for names in texts.values() for t in names)
 
 
 def test_plot_run_tolerates_missing_and_empty_files(tmp_path: Path) -> None:
