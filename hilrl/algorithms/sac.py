@@ -287,7 +287,7 @@ class SAC:
         optimiser receives exactly the gradient of its own loss.
         """
         if self._fused_critic_fn is not None:
-            return self._fused_critic_step_eager_side(b, acc)
+            return self._run_compiled_critic_step(b, acc)
         out = self._chunk_losses(b, self._discount(b), self._target_subset())
         drop_grads(self._critic_params)
         drop_grads(self._grasp_params)
@@ -387,7 +387,9 @@ class SAC:
         the actor (through the action) and log alpha (their parameter sets are disjoint).
         """
         if self._fused_actor_fn is not None:
-            values = self._fused_actor_fn(latents, adam_slots(self.actor_opt), self._alpha_slots())
+            values = self._fused_actor_fn(
+                latents, adam_slots(self.actor_opt), adam_slots(self.temperature_opt)
+            )
             self.actor_steps += 1
             acc.append((ACTOR_METRICS, values))
             return
@@ -423,9 +425,10 @@ class SAC:
 
     # ------------------------------------------------------------ fused (compiled) steps
 
-    def _fused_critic_step_eager_side(
+    def _run_compiled_critic_step(
         self, b: Batch, acc: list[tuple[tuple[str, ...], torch.Tensor]]
     ) -> torch.Tensor:
+        """Eager side of a compiled critic step: gather the optimiser state, count, collect."""
         assert self._fused_critic_fn is not None
         grasp = adam_slots(self.grasp_opt) if self.grasp_opt is not None else None
         latents, values = self._fused_critic_fn(
@@ -512,9 +515,6 @@ class SAC:
                 temperature.params[0].exp(),
             ]
         return torch.stack([v.detach() for v in values]).float()
-
-    def _alpha_slots(self) -> AdamSlots:
-        return adam_slots(self.temperature_opt)
 
     def _clip_list(self, grads: list[torch.Tensor]) -> torch.Tensor:
         if self.cfg.grad_clip_norm > 0:

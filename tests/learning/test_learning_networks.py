@@ -114,11 +114,19 @@ def test_resnet10_loads_local_file_and_hf_cache(
         load_backbone_weights(ResNet10(), str(tmp_path / "bad.safetensors"))
 
 
-def test_frozen_resnet_stays_bitwise_unchanged_and_in_eval_mode(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compiled", [False, True])
+def test_frozen_resnet_stays_bitwise_unchanged_and_in_eval_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: bool
+) -> None:
+    """Also through the compiled steps (traced with the fast aot_eager backend)."""
+    real = torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda fn, **_: real(fn, backend="aot_eager", dynamic=False)
+    )
     _resnet_weights(tmp_path / "r10.safetensors", seed=4)
     spec = ObservationSpec(3, ((CAM, (16, 16, 3)),))
     enc_cfg = tiny_encoder_cfg(type="resnet10", pretrained=str(tmp_path / "r10.safetensors"))
-    sac = SAC(spec, ActionSpec(3, True), tiny_sac_cfg(), enc_cfg)
+    sac = SAC(spec, ActionSpec(3, True), tiny_sac_cfg(compile=compiled), enc_cfg)
     backbone = sac.nets.encoder.backbone
     assert backbone is not None
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
