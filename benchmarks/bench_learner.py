@@ -8,8 +8,9 @@ Cases, each at batch 256 and UTD 2 on the CPU:
 Each case runs in several learner configurations, side by side:
   reference  the default config (fp32, eager): what a run gets without tuning;
   bf16       ``sac.precision=bf16`` (autocast: matmuls on AMX where the CPU has it);
-  optimised  ``sac.precision=bf16`` + ``sac.compile`` (inductor fuses the elementwise
-             work of forward and backward; its compile time is reported separately).
+  optimised  ``sac.precision=bf16`` + ``sac.compile`` (each whole step, gradients, Adam
+             and the target update included, is one compiled graph; its compile time
+             is reported separately).
 Each is timed on ready batches (the learner's own cost); reference and optimised also
 end-to-end with the prefetching replay sampler (gather + DrQ shift in a thread).
 Rates are critic steps per wall-clock second; the load average is printed because the
