@@ -161,6 +161,9 @@ class SAC:
             self._targets += list(self.grasp_target.parameters())
             self._sources += self._grasp_params
 
+        # Detached aliases (parameters only ever change in place, also on restore).
+        self._target_data = [t.detach() for t in self._targets]
+        self._source_data = [t.detach() for t in self._sources]
         # With sac.compile each whole step (forward, gradients, clipping, Adam, Polyak)
         # becomes one compiled graph; eager steps use autograd and torch's fused Adam.
         self._bundle = _Bundle(nets=self.nets, critic=self.critic)
@@ -437,8 +440,8 @@ class SAC:
             self._target_subset(),
             adam_slots(self.critic_opt),
             grasp,
-            [t.detach() for t in self._targets],
-            [t.detach() for t in self._sources],
+            self._target_data,
+            self._source_data,
         )
         acc.append((CRITIC_METRICS + GRASP_METRICS if grasp else CRITIC_METRICS, values))
         self.critic_steps += 1

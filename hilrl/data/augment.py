@@ -28,11 +28,11 @@ def random_shift(
         return images
     b, h, w, _ = images.shape
     dev = images.device
-    shifts = torch.randint(0, 2 * pad + 1, (2, b), device=dev, generator=generator) - pad
-    rows = (torch.arange(h, device=dev).unsqueeze(0) + shifts[0].unsqueeze(1)).clamp_(0, h - 1)
+    dy, dx = draw_shifts(b, pad, generator, dev)
+    rows = (torch.arange(h, device=dev).unsqueeze(0) + dy.unsqueeze(1)).clamp_(0, h - 1)
     if method == "groups" or (method == "auto" and dev.type == "cpu"):
-        return _shift_cpu(images, rows, shifts[1], pad)
-    cols = (torch.arange(w, device=dev).unsqueeze(0) + shifts[1].unsqueeze(1)).clamp_(0, w - 1)
+        return _shift_cpu(images, rows, dx, pad)
+    cols = (torch.arange(w, device=dev).unsqueeze(0) + dx.unsqueeze(1)).clamp_(0, w - 1)
     batch = torch.arange(b, device=dev).view(b, 1, 1)
     return images[batch, rows.unsqueeze(2), cols.unsqueeze(1)]
 

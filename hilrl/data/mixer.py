@@ -217,11 +217,9 @@ class MixedSampler:
         pad = self.cfg.augment_pad if self.cfg.augment else 0
         fused = pad > 0 and store_dev.type == "cpu"
         images = [k for k in shapes if k != STATE_KEY]
-        shifts = (
+        shifts, nshifts = (
             {k: draw_shifts(rows, pad, self.aug_gen, store_dev) for k in images} if fused else {}
-        )
-        nshifts = (
-            {k: draw_shifts(rows, pad, self.aug_gen, store_dev) for k in images} if fused else {}
+            for _ in range(2)
         )
         host: list[HostRows] = []
         start = 0
@@ -238,11 +236,8 @@ class MixedSampler:
                             idx,
                             self.n_step,
                             self.discount,
-                            {k: (dy[start:stop], dx[start:stop]) for k, (dy, dx) in shifts.items()},
-                            {
-                                k: (dy[start:stop], dx[start:stop])
-                                for k, (dy, dx) in nshifts.items()
-                            },
+                            _rows_of(shifts, start, stop),
+                            _rows_of(nshifts, start, stop),
                         )
                     )
                     start = stop
@@ -333,3 +328,11 @@ def _empty(shape: tuple[int, ...], key: str, device: torch.device, pin: bool) ->
     dtype = torch.float32 if key == STATE_KEY else torch.uint8
     t = torch.empty(shape, dtype=dtype, device=device)
     return t.pin_memory() if pin else t
+
+
+Shifts = dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+def _rows_of(shifts: Shifts, start: int, stop: int) -> Shifts:
+    """Rows ``[start, stop)`` of per-camera DrQ offsets."""
+    return {k: (dy[start:stop], dx[start:stop]) for k, (dy, dx) in shifts.items()}

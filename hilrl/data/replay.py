@@ -49,12 +49,11 @@ def _gather(
     store: torch.Tensor,
     index: torch.Tensor,
     out: torch.Tensor,
-    shifts: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None,
-    key: str,
+    shift: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> None:
-    """``out = store[index]``, shifted when ``shifts`` has offsets for ``key``."""
-    if shifts is not None and key in shifts:
-        gather_shifted(store, index, *shifts[key], out)
+    """``out = store[index]``, DrQ-shifted by ``shift = (dy, dx)`` when given."""
+    if shift is not None:
+        gather_shifted(store, index, *shift, out)
     else:
         torch.index_select(store, 0, index, out=out)
 
@@ -331,23 +330,22 @@ class ReplayBuffer:
             idx_t = torch.from_numpy(idx).to(self.device, non_blocking=True)
             succ_t = torch.from_numpy(succ).to(self.device, non_blocking=True)
             e_rows = np.nonzero(explicit)[0]
+            shifts, next_shifts = shifts or {}, next_shifts or {}
             for k, store in self.obs.items():
-                _gather(store, idx_t, obs_out[k][start:stop], shifts, k)
-                _gather(store, succ_t, next_out[k][start:stop], next_shifts, k)
+                _gather(store, idx_t, obs_out[k][start:stop], shifts.get(k))
+                _gather(store, succ_t, next_out[k][start:stop], next_shifts.get(k))
             if len(e_rows):
                 e_rows_t = torch.from_numpy(e_rows).to(self.device)
                 ref_t = torch.from_numpy(ref[e_rows]).to(self.device)
                 for k, pool in self.pool.items():
                     dest = next_out[k][start:stop]
-                    if next_shifts is not None and k in next_shifts:
-                        dy, dx = next_shifts[k]
-                        part = torch.empty(
-                            (len(e_rows), *dest.shape[1:]), dtype=dest.dtype, device=dest.device
-                        )
-                        sub = (dy.index_select(0, e_rows_t), dx.index_select(0, e_rows_t))
-                        _gather(pool, ref_t, part, {k: sub}, k)
-                    else:
-                        part = pool.index_select(0, ref_t)
+                    shift = next_shifts.get(k)
+                    part = torch.empty(
+                        (len(e_rows), *dest.shape[1:]), dtype=dest.dtype, device=dest.device
+                    )
+                    if shift is not None:
+                        shift = (shift[0][e_rows_t], shift[1][e_rows_t])
+                    _gather(pool, ref_t, part, shift)
                     dest.index_copy_(0, e_rows_t, part)
             return HostRows(
                 self.actions[idx],
