@@ -274,3 +274,20 @@ def test_restarted_actor_numbers_above_messages_still_queued_at_the_learner(
         assert server.actor_stats()["a"].duplicates == 0
     finally:
         server.stop()
+
+
+def test_spool_of_an_unreachable_learner_reaches_the_disk_after_sync_after_s(
+    tmp_path: Path,
+) -> None:
+    """While the learner is away the actor spools every message; its sender loop fsyncs
+    each file once it has waited spool_sync_after_s, not at write time."""
+    cfg = fast_config(free_port(), str(tmp_path / "spool"), spool_sync_after_s=0.3)
+    client = ActorClient(cfg, "away", "run")
+    try:
+        client.put_transitions(make_episode(0, 0, 16))
+        assert wait_until(lambda: client.stats().messages_spooled >= 2, 10.0)
+        spool = client._spool
+        assert spool is not None
+        assert wait_until(lambda: spool.files_synced >= 2 and spool.unsynced == 0, 10.0)
+    finally:
+        client.close(0.5)
