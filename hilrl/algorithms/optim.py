@@ -31,7 +31,12 @@ def clip_grad_norm(params: Sequence[nn.Parameter], max_norm: float) -> torch.Ten
 
 def clip_grads(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
     """:func:`clip_grad_norm` on gradient tensors themselves (scaled in place)."""
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(grads))))
+    if torch.compiler.is_compiling():
+        # Inductor does not lower _foreach_norm on the CPU (it runs one eager norm per
+        # tensor); a sum of squares fuses into the kernels that produce the gradients.
+        total = torch.stack([g.pow(2).sum() for g in grads]).sum().sqrt()
+    else:
+        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(grads))))
     coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
     torch._foreach_mul_(list(grads), coef)
     return total

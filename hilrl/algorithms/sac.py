@@ -102,6 +102,20 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "bf16" if device.type == "cpu" and amx is not None and amx() else "fp32"
 
 
+def compile_options(mode: str) -> dict[str, Any]:
+    """Inductor options of ``sac.compile_mode`` plus three that the training steps want.
+
+    ``fallback_random``: sampling noise comes from torch's own generator (as eager), not
+    inductor's per-element Philox, whose loop over the 3-wide action rows cost ~0.2 ms
+    per step on a CPU. ``size_asserts``/``alignment_asserts`` off: the wrapper otherwise
+    checks every input and intermediate buffer in Python on each call (~0.2 ms); the
+    inputs here are the learner's own tensors, built once.
+    """
+    options: dict[str, Any] = dict(torch._inductor.list_mode_options(mode))
+    options.update(fallback_random=True, size_asserts=False, alignment_asserts=False)
+    return options
+
+
 class SAC:
     """SAC learner: networks, target networks, optimisers, temperature, counters."""
 
@@ -161,9 +175,9 @@ class SAC:
             self._targets += list(self.grasp_target.parameters())
             self._sources += self._grasp_params
 
-        # Detached aliases (parameters only ever change in place, also on restore).
-        self._target_data = [t.detach() for t in self._targets]
-        self._source_data = [t.detach() for t in self._sources]
+        # Where the Polyak sources sit among the critic optimiser's parameters.
+        critic_pos = {id(p): i for i, p in enumerate(self._critic_params)}
+        self._critic_source_index = [critic_pos[id(p)] for p in self.critic.parameters()]
         # With sac.compile each whole step (forward, gradients, clipping, Adam, Polyak)
         # becomes one compiled graph; eager steps use autograd and torch's fused Adam.
         self._bundle = _Bundle(nets=self.nets, critic=self.critic)
@@ -171,6 +185,12 @@ class SAC:
         self._critic_names = [names[id(p)] for p in self._critic_params]
         self._grasp_names = [names[id(p)] for p in self._grasp_params]
         self._actor_names = [names[id(p)] for p in self._actor_params]
+        data = {n: p.detach() for n, p in self._bundle.named_parameters()}
+        self._critic_step_consts = {
+            n: t for n, t in data.items() if n not in {*self._critic_names, *self._grasp_names}
+        }
+        self._actor_step_consts = {n: t for n, t in data.items() if n not in self._actor_names}
+        self._slot_cache: dict[str, AdamSlots] | None = None
         self._fused_critic_fn: Callable[..., Any] | None = None
         self._fused_actor_fn: Callable[..., Any] | None = None
         if cfg.compile:
@@ -195,7 +215,13 @@ class SAC:
     def _compiled(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         if not self.cfg.compile:
             return fn
-        return torch.compile(fn, dynamic=False, mode=self.cfg.compile_mode)  # type: ignore[no-any-return]
+        return torch.compile(fn, dynamic=False, options=compile_options(self.cfg.compile_mode))  # type: ignore[no-any-return]
+
+    def _slots(self) -> dict[str, AdamSlots]:
+        """Each optimiser's state as :class:`AdamSlots` (cached; a restore clears it)."""
+        if self._slot_cache is None:
+            self._slot_cache = {n: adam_slots(o) for n, o in self._optimizers().items()}
+        return self._slot_cache
 
     @property
     def temperature(self) -> float:
@@ -291,7 +317,7 @@ class SAC:
         """
         if self._fused_critic_fn is not None:
             return self._run_compiled_critic_step(b, acc)
-        out = self._chunk_losses(b, self._discount(b), self._target_subset())
+        out = self._chunk_losses(b, self._discount(b), self._target_subset(), self.log_alpha)
         drop_grads(self._critic_params)
         drop_grads(self._grasp_params)
         total = out.critic_loss if out.grasp_loss is None else out.critic_loss + out.grasp_loss
@@ -312,7 +338,11 @@ class SAC:
         return out.latents
 
     def _chunk_losses(
-        self, b: Batch, discount: torch.Tensor | float, subset: torch.Tensor | None
+        self,
+        b: Batch,
+        discount: torch.Tensor | float,
+        subset: torch.Tensor | None,
+        log_alpha: torch.Tensor,
     ) -> ChunkLosses:
         """Forward pass of one critic step: encoder, TD target, critic and grasp losses."""
         with self._autocast():
@@ -320,7 +350,7 @@ class SAC:
                 b.observations, b.next_observations
             )
             with torch.no_grad():
-                target = self._td_target(b, next_latents, discount, subset)
+                target = self._td_target(b, next_latents, discount, subset, log_alpha)
             q = self.critic(latents, b.actions[:, : self.cont_dim]).float()
             grasp_loss = grasp_q_mean = None
             if self.nets.grasp_critic is not None:
@@ -342,13 +372,14 @@ class SAC:
         next_latents: torch.Tensor,
         discount: torch.Tensor | float,
         subset: torch.Tensor | None,
+        log_alpha: torch.Tensor,
     ) -> torch.Tensor:
         """Soft TD target from the target critics and a fresh action of the current actor."""
         next_actions, next_log_prob = self.nets.actor.sample(next_latents)
         next_q = self.critic_target(next_latents, next_actions).float()
         if subset is not None:
             next_q = next_q.index_select(0, subset)
-        alpha = self.log_alpha.detach().exp()
+        alpha = log_alpha.detach().exp()
         return losses.critic_target(
             next_q,
             next_log_prob,
@@ -390,8 +421,9 @@ class SAC:
         the actor (through the action) and log alpha (their parameter sets are disjoint).
         """
         if self._fused_actor_fn is not None:
+            slots = self._slots()
             values = self._fused_actor_fn(
-                latents, adam_slots(self.actor_opt), adam_slots(self.temperature_opt)
+                latents, slots["actor"], slots["temperature"], self._actor_step_consts
             )
             self.actor_steps += 1
             acc.append((ACTOR_METRICS, values))
@@ -419,7 +451,7 @@ class SAC:
             q = torch.func.functional_call(
                 self.critic, self._frozen_critic_params(), (latents, actions)
             ).float()
-        alpha = self.log_alpha.detach().exp()
+        alpha = log_alpha.detach().exp()
         return ActorLosses(
             losses.actor_loss(log_prob, q, alpha),
             losses.temperature_loss(log_alpha, log_prob, self.target_entropy),
@@ -433,15 +465,16 @@ class SAC:
     ) -> torch.Tensor:
         """Eager side of a compiled critic step: gather the optimiser state, count, collect."""
         assert self._fused_critic_fn is not None
-        grasp = adam_slots(self.grasp_opt) if self.grasp_opt is not None else None
+        slots = self._slots()
+        grasp = slots.get("grasp")
         latents, values = self._fused_critic_fn(
             b,
             self._discount(b),
             self._target_subset(),
-            adam_slots(self.critic_opt),
+            slots["critic"],
             grasp,
-            self._target_data,
-            self._source_data,
+            slots["temperature"].params[0],
+            self._critic_step_consts,
         )
         acc.append((CRITIC_METRICS + GRASP_METRICS if grasp else CRITIC_METRICS, values))
         self.critic_steps += 1
@@ -454,21 +487,27 @@ class SAC:
         subset: torch.Tensor | None,
         critic: AdamSlots,
         grasp: AdamSlots | None,
-        targets: list[torch.Tensor],
-        sources: list[torch.Tensor],
+        log_alpha: torch.Tensor,
+        consts: dict[str, torch.Tensor],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One critic + grasp step as a pure function of tensors (what ``sac.compile`` compiles).
 
         Same losses as the eager step (:meth:`_chunk_losses`, run on the parameters in
         ``critic``/``grasp`` through ``torch.func``), gradients from ``torch.func.grad``,
         then clipping, Adam (:func:`adam_update`) and the Polyak update, all in place.
+        Every other network tensor comes in ``consts`` (detached): no input of the graph
+        requires gradients, so it compiles as an inference graph that updates its inputs
+        in place (a tensor requiring grad would make it a training graph that copies
+        every mutated input back afterwards).
         """
         names = self._critic_names + (self._grasp_names if grasp is not None else [])
         primals = critic.params + (grasp.params if grasp is not None else [])
 
         def loss(params: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ChunkLosses]:
             out = torch.func.functional_call(
-                self._bundle, params, (self._chunk_losses, b, discount, subset)
+                self._bundle,
+                {**consts, **params},
+                (self._chunk_losses, b, discount, subset, log_alpha),
             )
             total = out.critic_loss if out.grasp_loss is None else out.critic_loss + out.grasp_loss
             return total, out
@@ -485,11 +524,18 @@ class SAC:
                 grasp_gnorm = self._clip_list(grasp_grads)
                 adam_update(grasp, grasp_grads)
                 values += [out.grasp_loss, out.grasp_q_mean, grasp_gnorm]
-            torch._foreach_lerp_(targets, sources, self.cfg.tau)
+            sources = [critic.params[i] for i in self._critic_source_index]
+            if grasp is not None:
+                sources += grasp.params
+            torch._foreach_lerp_(self._targets, sources, self.cfg.tau)
         return out.latents.detach(), torch.stack([v.detach() for v in values]).float()
 
     def _fused_actor_step(
-        self, latents: torch.Tensor, actor: AdamSlots, temperature: AdamSlots
+        self,
+        latents: torch.Tensor,
+        actor: AdamSlots,
+        temperature: AdamSlots,
+        consts: dict[str, torch.Tensor],
     ) -> torch.Tensor:
         """Actor + temperature step as a pure function of tensors (see :meth:`_fused_critic_step`)."""
         names = self._actor_names
@@ -498,7 +544,7 @@ class SAC:
             params: dict[str, torch.Tensor], log_alpha: torch.Tensor
         ) -> tuple[torch.Tensor, ActorLosses]:
             out = torch.func.functional_call(
-                self._bundle, params, (self._actor_losses, latents, log_alpha)
+                self._bundle, {**consts, **params}, (self._actor_losses, latents, log_alpha)
             )
             return out.actor_loss + out.temperature_loss, out
 
@@ -640,6 +686,7 @@ class SAC:
             self.log_alpha.copy_(tensors["log_alpha"])
         for name, opt in self._optimizers().items():
             load_optimizer_tensors(opt, tensors, meta["optimizers"][name], f"optim.{name}.")
+        self._slot_cache = None  # the optimisers' state tensors were replaced
         counters = meta["counters"]
         self.update_calls = int(counters["update_calls"])
         self.critic_steps = int(counters["critic_steps"])

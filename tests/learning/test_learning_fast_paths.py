@@ -21,7 +21,8 @@ from hilrl.algorithms.optim import (
     clip_grads,
     drop_grads,
 )
-from hilrl.algorithms.sac import SAC, _slice_batch
+from hilrl.algorithms.sac import SAC, _slice_batch, compile_options
+from hilrl.config.learner import COMPILE_MODES
 from hilrl.policies.sac_policy import ActionSpec
 
 
@@ -105,17 +106,25 @@ def test_list_of_batches_skips_only_the_bad_one() -> None:
     assert m["skipped_batches"] == 1.0 and sac.critic_steps == 1
 
 
-@pytest.mark.parametrize("redq", [False, True])
-def test_compiled_steps_match_eager(monkeypatch: pytest.MonkeyPatch, redq: bool) -> None:
+@pytest.mark.parametrize(
+    ("backend", "redq"), [("aot_eager", False), ("aot_eager", True), ("inductor", False)]
+)
+def test_compiled_steps_match_eager(
+    monkeypatch: pytest.MonkeyPatch, backend: str, redq: bool
+) -> None:
     """``sac.compile`` turns each whole step (losses, torch.func gradients, clipping, Adam,
-    Polyak) into one graph; traced with the fast aot_eager backend here (inductor's code
-    generation takes ~30 s, see the benchmark), it must agree with the eager autograd +
-    fused-Adam steps: metrics, every network tensor and every optimiser moment."""
+    Polyak) into one graph. Traced with the fast aot_eager backend, and once through
+    inductor's real code generation with the learner's own options (tiny networks keep it
+    to seconds), it must agree with the eager autograd + fused-Adam steps: metrics, every
+    network tensor and every optimiser moment. Sampling noise comes from torch's generator
+    in both (inductor's ``fallback_random``), so the runs draw the same actions."""
     real: Callable[..., Any] = torch.compile
     compiled_fns: list[Any] = []
 
-    def quick(fn: Callable[..., Any], **_: object) -> Any:
+    def quick(fn: Callable[..., Any], **kwargs: Any) -> Any:
         compiled_fns.append(fn)
+        if backend == "inductor":
+            return real(fn, **kwargs)
         return real(fn, backend="aot_eager", dynamic=False)
 
     monkeypatch.setattr(torch, "compile", quick)
@@ -141,6 +150,14 @@ def test_compiled_steps_match_eager(monkeypatch: pytest.MonkeyPatch, redq: bool)
     for k in s_e:
         if k.startswith("optim."):
             assert torch.allclose(s_e[k].float(), s_c[k].float(), rtol=1e-4, atol=1e-7), k
+
+
+@pytest.mark.parametrize("mode", COMPILE_MODES)
+def test_compile_options_are_inductor_options(mode: str) -> None:
+    options = compile_options(mode)
+    known = torch._inductor.config.get_config_copy()
+    assert set(options) <= set(known), set(options) - set(known)
+    assert options["fallback_random"] is True and options["size_asserts"] is False
 
 
 def test_adam_update_matches_torch_adam() -> None:
