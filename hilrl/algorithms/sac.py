@@ -14,10 +14,11 @@ One ``update(batch)`` call::
 Each step is one forward pass (a small function per loss) and one backward pass for
 losses whose parameter sets are disjoint (critic + grasp critic; actor + temperature).
 Eager steps use autograd and torch's fused Adam (:mod:`hilrl.algorithms.optim`). With
-``sac.compile`` each whole step (the same loss functions run through ``torch.func``
-gradients, then clipping, Adam written as tensor ops, and the Polyak update) is one
-compiled graph: on a CPU that removes most per-op dispatch (state obs: ~180 vs ~135
-critic steps/s with two threads), on a GPU most kernel launches.
+``sac.compile`` the whole call (each step's loss functions run through ``torch.func``
+gradients, then clipping, Adam written as tensor ops, and the Polyak update; every critic
+step and the actor step) is one compiled graph: on a CPU that removes most per-op
+dispatch (state obs, two threads, bf16: ~255 vs ~140 critic steps/s eager), on a GPU
+most kernel launches.
 Metrics are accumulated as tensors and turned into floats once per call, so the GPU
 is never synchronised per step. The module does no logging.
 
@@ -185,17 +186,13 @@ class SAC:
         self._critic_names = [names[id(p)] for p in self._critic_params]
         self._grasp_names = [names[id(p)] for p in self._grasp_params]
         self._actor_names = [names[id(p)] for p in self._actor_params]
-        data = {n: p.detach() for n, p in self._bundle.named_parameters()}
-        self._critic_step_consts = {
-            n: t for n, t in data.items() if n not in {*self._critic_names, *self._grasp_names}
-        }
-        self._actor_step_consts = {n: t for n, t in data.items() if n not in self._actor_names}
+        # Detached aliases of every network parameter (they only change in place, also on
+        # restore): what the compiled update reads, each storage as one graph input.
+        self._param_data = {n: p.detach() for n, p in self._bundle.named_parameters()}
         self._slot_cache: dict[str, AdamSlots] | None = None
-        self._fused_critic_fn: Callable[..., Any] | None = None
-        self._fused_actor_fn: Callable[..., Any] | None = None
+        self._fused_update_fn: Callable[..., Any] | None = None
         if cfg.compile:
-            self._fused_critic_fn = self._compiled(self._fused_critic_step)
-            self._fused_actor_fn = self._compiled(self._fused_actor_step)
+            self._fused_update_fn = self._compiled(self._fused_update)
         if self.device.type == "cpu" and cfg.retain_freed_memory:
             retain_freed_memory()
 
@@ -218,9 +215,21 @@ class SAC:
         return torch.compile(fn, dynamic=False, options=compile_options(self.cfg.compile_mode))  # type: ignore[no-any-return]
 
     def _slots(self) -> dict[str, AdamSlots]:
-        """Each optimiser's state as :class:`AdamSlots` (cached; a restore clears it)."""
+        """Each optimiser's state as :class:`AdamSlots` (cached; a restore clears it).
+
+        Their parameter lists are the tensors of ``_param_data`` (log alpha: its own
+        detached alias), so the compiled update sees each parameter as one input.
+        """
         if self._slot_cache is None:
-            self._slot_cache = {n: adam_slots(o) for n, o in self._optimizers().items()}
+            alias = {id(p): self._param_data[n] for n, p in self._bundle.named_parameters()}
+            cache = {}
+            for name, opt in self._optimizers().items():
+                slots = adam_slots(opt)
+                own = [
+                    alias.get(id(p), d) for p, d in zip(opt.param_groups[0]["params"], slots.params)
+                ]
+                cache[name] = slots._replace(params=own)
+            self._slot_cache = cache
         return self._slot_cache
 
     @property
@@ -237,18 +246,22 @@ class SAC:
         """
         chunks = self._chunks(batch)
         finite = self._finite_flags(batch, chunks)
-        acc: list[tuple[tuple[str, ...], torch.Tensor]] = []
-        latents = None
-        skipped = 0
-        for chunk, ok in zip(chunks, finite):
-            if not ok:
-                skipped += 1
-                continue
-            latents = self._critic_step(chunk, acc)
+        good = [chunk for chunk, ok in zip(chunks, finite) if ok]
+        skipped = len(chunks) - len(good)
         self.skipped_batches += skipped
         self.update_calls += 1
-        if latents is not None and self.update_calls % self.cfg.policy_update_freq == 0:
-            self._actor_step(latents.detach(), acc)
+        actor = bool(good) and self.update_calls % self.cfg.policy_update_freq == 0
+        acc: list[tuple[tuple[str, ...], torch.Tensor]] = []
+        if self._fused_update_fn is not None:
+            if good:
+                self._run_compiled_update(good, actor, acc)
+        else:
+            latents = None
+            for chunk in good:
+                latents = self._critic_step(chunk, acc)
+            if actor:
+                assert latents is not None
+                self._actor_step(latents.detach(), acc)
         metrics = _reduce(acc)
         metrics["skipped_batches"] = float(skipped)
         metrics["skipped_batches_total"] = float(self.skipped_batches)
@@ -315,8 +328,6 @@ class SAC:
         parameters are disjoint (the grasp critic reads detached latents), so each
         optimiser receives exactly the gradient of its own loss.
         """
-        if self._fused_critic_fn is not None:
-            return self._run_compiled_critic_step(b, acc)
         out = self._chunk_losses(b, self._discount(b), self._target_subset(), self.log_alpha)
         drop_grads(self._critic_params)
         drop_grads(self._grasp_params)
@@ -420,14 +431,6 @@ class SAC:
         The critic is evaluated with detached weights, so the backward pass reaches only
         the actor (through the action) and log alpha (their parameter sets are disjoint).
         """
-        if self._fused_actor_fn is not None:
-            slots = self._slots()
-            values = self._fused_actor_fn(
-                latents, slots["actor"], slots["temperature"], self._actor_step_consts
-            )
-            self.actor_steps += 1
-            acc.append((ACTOR_METRICS, values))
-            return
         out = self._actor_losses(latents, self.log_alpha)
         drop_grads(self._actor_params)
         drop_grads([self.log_alpha])
@@ -460,25 +463,57 @@ class SAC:
 
     # ------------------------------------------------------------ fused (compiled) steps
 
-    def _run_compiled_critic_step(
-        self, b: Batch, acc: list[tuple[tuple[str, ...], torch.Tensor]]
-    ) -> torch.Tensor:
-        """Eager side of a compiled critic step: gather the optimiser state, count, collect."""
-        assert self._fused_critic_fn is not None
+    def _run_compiled_update(
+        self, chunks: list[Any], actor: bool, acc: list[tuple[tuple[str, ...], torch.Tensor]]
+    ) -> None:
+        """Eager side of the compiled update: gather the optimiser state, count, collect."""
+        assert self._fused_update_fn is not None
         slots = self._slots()
-        grasp = slots.get("grasp")
-        latents, values = self._fused_critic_fn(
-            b,
-            self._discount(b),
-            self._target_subset(),
-            slots["critic"],
-            grasp,
-            slots["temperature"].params[0],
-            self._critic_step_consts,
+        discounts = [self._discount(b) for b in chunks]
+        critic_values, actor_values = self._fused_update_fn(
+            chunks, discounts, actor, slots, self._param_data
         )
-        acc.append((CRITIC_METRICS + GRASP_METRICS if grasp else CRITIC_METRICS, values))
-        self.critic_steps += 1
-        return latents  # type: ignore[no-any-return]
+        names = CRITIC_METRICS + GRASP_METRICS if "grasp" in slots else CRITIC_METRICS
+        acc.extend((names, v) for v in critic_values.unbind(0))
+        self.critic_steps += len(chunks)
+        if actor_values is not None:
+            acc.append((ACTOR_METRICS, actor_values))
+            self.actor_steps += 1
+
+    def _fused_update(
+        self,
+        chunks: list[Any],
+        discounts: list[torch.Tensor | float],
+        actor: bool,
+        slots: dict[str, AdamSlots],
+        params: dict[str, torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A whole ``update`` call as one pure function of tensors (what ``sac.compile``
+        compiles into one graph): a critic step per chunk, then the actor step.
+
+        ``params`` holds every network parameter (detached); the optimiser slots hold the
+        same tensor objects, so each storage enters the graph once and is updated in place.
+        """
+        values = []
+        latents = None
+        for b, discount in zip(chunks, discounts):
+            latents, v = self._fused_critic_step(
+                b,
+                discount,
+                self._target_subset(),
+                slots["critic"],
+                slots.get("grasp"),
+                slots["temperature"].params[0],
+                params,
+            )
+            values.append(v)
+        actor_values = None
+        if actor:
+            assert latents is not None
+            actor_values = self._fused_actor_step(
+                latents, slots["actor"], slots["temperature"], params
+            )
+        return torch.stack(values), actor_values
 
     def _fused_critic_step(
         self,
@@ -490,12 +525,12 @@ class SAC:
         log_alpha: torch.Tensor,
         consts: dict[str, torch.Tensor],
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One critic + grasp step as a pure function of tensors (what ``sac.compile`` compiles).
+        """One critic + grasp step as a pure function of tensors (part of the compiled update).
 
         Same losses as the eager step (:meth:`_chunk_losses`, run on the parameters in
         ``critic``/``grasp`` through ``torch.func``), gradients from ``torch.func.grad``,
         then clipping, Adam (:func:`adam_update`) and the Polyak update, all in place.
-        Every other network tensor comes in ``consts`` (detached): no input of the graph
+        Every network tensor comes in ``consts`` (detached): no input of the graph
         requires gradients, so it compiles as an inference graph that updates its inputs
         in place (a tensor requiring grad would make it a training graph that copies
         every mutated input back afterwards).

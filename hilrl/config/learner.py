@@ -105,7 +105,7 @@ class SACConfig:
     precision: str = "fp32"
     """Forward/backward precision: 'fp32', 'bf16' autocast (weights, losses and optimiser stay fp32; fast on GPUs and CPUs with AMX, slow on other CPUs), or 'auto': bf16 where it is fast (a CUDA device with bf16, a CPU with AMX), else fp32."""
     compile: bool = False
-    """torch.compile each whole training step (forward, gradients, clipping, Adam, Polyak: one graph per step); costs ~20-40 s of compiling at the first update."""
+    """torch.compile each whole update call (every critic step and the actor step, each with its forward, gradients, clipping, Adam and Polyak update: one graph); costs ~20-60 s of compiling at the first update."""
     compile_mode: str = "default"
     """torch.compile mode when compile is on: 'default', 'reduce-overhead', 'max-autotune' or 'max-autotune-no-cudagraphs'."""
     retain_freed_memory: bool = True

@@ -7,6 +7,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from learning_helpers import STATE, random_batch, tiny_encoder_cfg, tiny_sac_cfg, tiny_spec
@@ -97,13 +98,30 @@ def test_actor_step_leaves_critic_gradients_alone() -> None:
     assert any(not torch.equal(a, p) for a, p in zip(actor_before, sac.nets.actor.parameters()))
 
 
-def test_list_of_batches_skips_only_the_bad_one() -> None:
+@pytest.mark.parametrize("compiled", [False, True])
+def test_list_of_batches_skips_only_the_bad_one(
+    monkeypatch: pytest.MonkeyPatch, compiled: bool
+) -> None:
+    """Also compiled (aot_eager), where a call with fewer good chunks or without the actor
+    step is another specialisation of the one compiled update."""
+    real: Callable[..., Any] = torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda fn, **_: real(fn, backend="aot_eager", dynamic=False)
+    )
     spec = tiny_spec()
-    sac = SAC(spec, ActionSpec(3, True), tiny_sac_cfg(utd_ratio=2), tiny_encoder_cfg())
+    cfg = tiny_sac_cfg(utd_ratio=2, compile=compiled, policy_update_freq=2)
+    sac = SAC(spec, ActionSpec(3, True), cfg, tiny_encoder_cfg())
     good, bad = random_batch(spec, 4, 3), random_batch(spec, 4, 3, seed=1)
     bad.next_observations[STATE][2, 1] = float("inf")
     m = sac.update([good, bad])
-    assert m["skipped_batches"] == 1.0 and sac.critic_steps == 1
+    assert m["skipped_batches"] == 1.0 and sac.critic_steps == 1 and sac.actor_steps == 0
+    assert "actor_loss" not in m and np.isfinite(m["critic_loss"])
+    m = sac.update([good, good])
+    assert sac.critic_steps == 3 and sac.actor_steps == 1 and np.isfinite(m["actor_loss"])
+    m = sac.update([bad, bad])
+    assert m["skipped_batches"] == 2.0 and sac.critic_steps == 3 and "critic_loss" not in m
+    for p in sac.critic.parameters():
+        assert torch.isfinite(p).all()
 
 
 @pytest.mark.parametrize(
@@ -138,7 +156,7 @@ def test_compiled_steps_match_eager(
         metrics = [sac.update(b) for b in batches]
         state = sac.state_dict()
         runs[compiled] = (metrics, _params(sac), state["tensors"])
-    assert len(compiled_fns) == 2  # the critic step and the actor step
+    assert len(compiled_fns) == 1  # the whole update call
     (m_e, p_e, s_e), (m_c, p_c, s_c) = runs[False], runs[True]
     for a, b in zip(m_e, m_c):
         assert a.keys() == b.keys()
