@@ -170,9 +170,65 @@ def test_compiled_steps_match_eager(
             assert torch.allclose(s_e[k].float(), s_c[k].float(), rtol=1e-4, atol=1e-7), k
 
 
+def test_compiled_update_with_a_new_batch_layout_is_not_a_warm_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Warm calls skip dynamo's guards; a batch of another size, a new discount or the
+    call without the actor step must still get (or compile) their own graph, so a run
+    mixing them matches the eager learner step for step."""
+    real: Callable[..., Any] = torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda fn, **_: real(fn, backend="aot_eager", dynamic=False)
+    )
+    spec = tiny_spec()
+    sizes = [16, 16, 8, 16, 8]
+    batches = [random_batch(spec, n, 3, seed=i) for i, n in enumerate(sizes)]
+    runs = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        cfg = tiny_sac_cfg(compile=compiled, policy_update_freq=2)
+        sac = SAC(spec, ActionSpec(3, True), cfg, tiny_encoder_cfg())
+        runs[compiled] = [sac.update(b) for b in batches]
+        assert sac.critic_steps == 2 * len(sizes) and sac.actor_steps == 2
+    for a, b in zip(runs[False], runs[True]):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), k
+
+
+def test_compiled_update_past_dynamos_cache_limit_keeps_its_guards(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Learners share one compiled function's cache; past its limit dynamo runs the
+    update eagerly, and a warm call must then fall back to guarded calls, not fail."""
+    real: Callable[..., Any] = torch.compile
+    monkeypatch.setattr(
+        torch, "compile", lambda fn, **_: real(fn, backend="aot_eager", dynamic=False)
+    )
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    torch._dynamo.reset()
+    spec = tiny_spec()
+    batch = random_batch(spec, 8, 3)
+    learners = [
+        SAC(
+            spec,
+            ActionSpec(3, True),
+            tiny_sac_cfg(compile=True, hidden_dims=(h, h)),
+            tiny_encoder_cfg(),
+        )
+        for h in (8, 16)
+    ]
+    for sac in learners:
+        for _ in range(3):
+            assert np.isfinite(sac.update(batch)["critic_loss"])
+        assert sac.critic_steps == 6
+    assert learners[0]._skip_guards and not learners[1]._skip_guards
+    torch._dynamo.reset()
+
+
 @pytest.mark.parametrize("mode", COMPILE_MODES)
 def test_compile_options_are_inductor_options(mode: str) -> None:
-    options = compile_options(mode)
+    options = compile_options(mode, torch.device("cpu"))
     known = torch._inductor.config.get_config_copy()
     assert set(options) <= set(known), set(options) - set(known)
     assert options["fallback_random"] is True and options["size_asserts"] is False
