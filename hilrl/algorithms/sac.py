@@ -17,7 +17,7 @@ Eager steps use autograd and torch's fused Adam (:mod:`hilrl.algorithms.optim`).
 ``sac.compile`` the whole call (each step's loss functions run through ``torch.func``
 gradients, then clipping, Adam written as tensor ops, and the Polyak update; every critic
 step and the actor step) is one compiled graph: on a CPU that removes most per-op
-dispatch (state obs, two threads, bf16: ~255 vs ~140 critic steps/s eager), on a GPU
+dispatch (state obs, two threads, bf16: ~290 vs ~135 critic steps/s eager), on a GPU
 most kernel launches.
 Metrics are accumulated as tensors and turned into floats once per call, so the GPU
 is never synchronised per step. The module does no logging.

@@ -205,7 +205,6 @@ def test_compiled_update_past_dynamos_cache_limit_keeps_its_guards(
     monkeypatch.setattr(
         torch, "compile", lambda fn, **_: real(fn, backend="aot_eager", dynamic=False)
     )
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
     torch._dynamo.reset()
     spec = tiny_spec()
     batch = random_batch(spec, 8, 3)
@@ -218,10 +217,11 @@ def test_compiled_update_past_dynamos_cache_limit_keeps_its_guards(
         )
         for h in (8, 16)
     ]
-    for sac in learners:
-        for _ in range(3):
-            assert np.isfinite(sac.update(batch)["critic_loss"])
-        assert sac.critic_steps == 6
+    with torch._dynamo.config.patch(recompile_limit=1):
+        for sac in learners:
+            for _ in range(3):
+                assert np.isfinite(sac.update(batch)["critic_loss"])
+            assert sac.critic_steps == 6
     assert learners[0]._skip_guards and not learners[1]._skip_guards
     torch._dynamo.reset()
 
