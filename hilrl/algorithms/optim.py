@@ -17,20 +17,13 @@ import torch
 from torch import nn
 
 
-def clip_grad_norm(params: Sequence[nn.Parameter], max_norm: float) -> torch.Tensor:
-    """Scale the gradients so their global L2 norm is at most ``max_norm``; return the norm.
-
-    Same arithmetic as ``nn.utils.clip_grad_norm_(params, max_norm, foreach=True)``
-    (coefficient ``max_norm / (norm + 1e-6)`` clamped at 1) on one device.
-    """
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    return clip_grads(grads, max_norm)
-
-
 def clip_grads(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """:func:`clip_grad_norm` on gradient tensors themselves (scaled in place)."""
+    """Scale ``grads`` in place so their global L2 norm is at most ``max_norm``; return
+    the norm before scaling.
+
+    Eager, the arithmetic of ``nn.utils.clip_grad_norm_(..., foreach=True)`` on one
+    device (coefficient ``max_norm / (norm + 1e-6)`` clamped at 1), bitwise.
+    """
     if torch.compiler.is_compiling():
         # Inductor does not lower _foreach_norm on the CPU (it runs one eager norm per
         # tensor); a sum of squares fuses into the kernels that produce the gradients.

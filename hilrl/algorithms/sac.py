@@ -46,7 +46,6 @@ from hilrl.algorithms.optim import (
     adam_slots,
     adam_step,
     adam_update,
-    clip_grad_norm,
     clip_grads,
     drop_grads,
 )
@@ -194,6 +193,7 @@ class SAC:
         # restore): what the compiled update reads, each storage as one graph input.
         self._param_data = {n: p.detach() for n, p in self._bundle.named_parameters()}
         self._slot_cache: dict[str, AdamSlots] | None = None
+        self._slot_hyper: tuple[tuple[object, ...], ...] = ()
         self._fused_update_fn: Callable[..., Any] | None = None
         self._compiled_signatures: set[tuple[object, ...]] = set()
         self._skip_guards = True
@@ -221,13 +221,23 @@ class SAC:
         options = compile_options(self.cfg.compile_mode, self.device)
         return torch.compile(fn, dynamic=False, options=options)  # type: ignore[no-any-return]
 
+    def _hyperparameters(self) -> tuple[tuple[object, ...], ...]:
+        """Each optimiser's lr, betas, eps and weight decay, as they are now."""
+        return tuple(
+            tuple(opt.param_groups[0][k] for k in ("lr", "betas", "eps", "weight_decay"))
+            for opt in self._optimizers().values()
+        )
+
     def _slots(self) -> dict[str, AdamSlots]:
-        """Each optimiser's state as :class:`AdamSlots` (cached; a restore clears it).
+        """Each optimiser's state as :class:`AdamSlots` (cached; a restore or a changed
+        hyperparameter, e.g. an lr set on ``critic_opt.param_groups``, rebuilds it).
 
         Their parameter lists are the tensors of ``_param_data`` (log alpha: its own
         detached alias), so the compiled update sees each parameter as one input.
         """
-        if self._slot_cache is None:
+        hyper = self._hyperparameters()
+        if self._slot_cache is None or self._slot_hyper != hyper:
+            self._slot_hyper = hyper
             alias = {id(p): self._param_data[n] for n, p in self._bundle.named_parameters()}
             cache = {}
             for name, opt in self._optimizers().items():
@@ -340,13 +350,13 @@ class SAC:
         drop_grads(self._grasp_params)
         total = out.critic_loss if out.grasp_loss is None else out.critic_loss + out.grasp_loss
         total.backward()
-        gnorm = self._clip(self._critic_params)
+        gnorm = self._clip(_grads(self._critic_params))
         adam_step(self.critic_opt)
         values = [out.critic_loss.detach(), out.q_mean, out.target_mean, gnorm]
         names: tuple[str, ...] = CRITIC_METRICS
         if self.grasp_opt is not None and out.grasp_loss is not None:
             assert out.grasp_q_mean is not None
-            grasp_gnorm = self._clip(self._grasp_params)
+            grasp_gnorm = self._clip(_grads(self._grasp_params))
             adam_step(self.grasp_opt)
             values += [out.grasp_loss.detach(), out.grasp_q_mean, grasp_gnorm]
             names = CRITIC_METRICS + GRASP_METRICS
@@ -442,7 +452,7 @@ class SAC:
         drop_grads(self._actor_params)
         drop_grads([self.log_alpha])
         (out.actor_loss + out.temperature_loss).backward()
-        gnorm = self._clip(self._actor_params)
+        gnorm = self._clip(_grads(self._actor_params))
         adam_step(self.actor_opt)
         adam_step(self.temperature_opt)
         self.actor_steps += 1
@@ -485,7 +495,8 @@ class SAC:
         # past its per-function cache limit of 8 variants, which many learners in one
         # process reach), dynamo refuses before running anything: call again with guards,
         # and keep them on for this learner.
-        key = _call_signature(chunks, discounts, actor)
+        # The hyperparameters are constants of the graph: a new lr is a new signature.
+        key = (_call_signature(chunks, discounts, actor), self._slot_hyper)
         skip = self._skip_guards and key in self._compiled_signatures
         args = (chunks, discounts, actor, slots, self._param_data)
         try:
@@ -574,13 +585,13 @@ class SAC:
         grads, (_, out) = torch.func.grad_and_value(loss, has_aux=True)(dict(zip(names, primals)))
         with torch.no_grad():
             critic_grads = [grads[n] for n in self._critic_names]
-            gnorm = self._clip_list(critic_grads)
+            gnorm = self._clip(critic_grads)
             adam_update(critic, critic_grads)
             values = [out.critic_loss, out.q_mean, out.target_mean, gnorm]
             if grasp is not None and out.grasp_loss is not None:
                 assert out.grasp_q_mean is not None
                 grasp_grads = [grads[n] for n in self._grasp_names]
-                grasp_gnorm = self._clip_list(grasp_grads)
+                grasp_gnorm = self._clip(grasp_grads)
                 adam_update(grasp, grasp_grads)
                 values += [out.grasp_loss, out.grasp_q_mean, grasp_gnorm]
             sources = [critic.params[i] for i in self._critic_source_index]
@@ -612,7 +623,7 @@ class SAC:
         )(dict(zip(names, actor.params)), temperature.params[0])
         with torch.no_grad():
             actor_grads = [grads[n] for n in names]
-            gnorm = self._clip_list(actor_grads)
+            gnorm = self._clip(actor_grads)
             adam_update(actor, actor_grads)
             adam_update(temperature, [alpha_grad])
             values = [
@@ -624,19 +635,16 @@ class SAC:
             ]
         return torch.stack([v.detach() for v in values]).float()
 
-    def _clip_list(self, grads: list[torch.Tensor]) -> torch.Tensor:
-        if self.cfg.grad_clip_norm > 0:
+    def _clip(self, grads: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Scale ``grads`` to the global norm ``sac.grad_clip_norm`` at most; their norm
+        before clipping (0 with clipping off or no gradients)."""
+        if self.cfg.grad_clip_norm > 0 and grads:
             return clip_grads(grads, self.cfg.grad_clip_norm)
         return torch.zeros((), device=self.device)
 
     def _frozen_critic_params(self) -> dict[str, torch.Tensor]:
         """The critic's weights as constants: gradients stop at them."""
         return {k: v.detach() for k, v in self.critic.named_parameters()}
-
-    def _clip(self, params: list[nn.Parameter]) -> torch.Tensor:
-        if self.cfg.grad_clip_norm > 0:
-            return clip_grad_norm(params, self.cfg.grad_clip_norm)
-        return torch.zeros((), device=self.device)
 
     # ------------------------------------------------------------ weights / state
 
@@ -765,6 +773,10 @@ class _Bundle(nn.Module):
 
     def forward(self, fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
+
+
+def _grads(params: Sequence[nn.Parameter]) -> list[torch.Tensor]:
+    return [p.grad for p in params if p.grad is not None]
 
 
 def _slice_batch(b: Any, start: int, stop: int) -> Any:
