@@ -29,14 +29,20 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from hilrl.transport import codec
 from hilrl.transport.errors import TransportError
-from hilrl.transport.server import ActorStats, EpisodeCallback, TransitionsCallback, deliver
+from hilrl.transport.server import (
+    ActorStats,
+    EpisodeCallback,
+    IngestItem,
+    TransitionsCallback,
+    deliver,
+)
 from hilrl.transport.state import make_state, parse_state
 from hilrl.types import EpisodeStats, Observation, Transition
 
@@ -44,13 +50,6 @@ log = logging.getLogger("hilrl.transport.inproc")
 
 _STOP = object()
 _POLL_S = 0.1
-
-
-@dataclass
-class _Item:
-    actor_id: str
-    sequence: int
-    payload: list[Transition] | EpisodeStats
 
 
 def _copy_transitions(transitions: Sequence[Transition]) -> list[Transition]:
@@ -93,7 +92,7 @@ class InProcLearner:
         self._put_timeout_s = put_timeout_s
         self.durable_acks = durable_acks
         """As ``TransportConfig.durable_acks``: False makes delivered data durable at once."""
-        self._queue: queue.Queue[_Item | object] = queue.Queue(maxsize=queue_messages)
+        self._queue: queue.Queue[IngestItem | object] = queue.Queue(maxsize=queue_messages)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._ingest_gate = threading.Lock()
@@ -221,7 +220,7 @@ class InProcLearner:
             raise TransportError("InProcLearner is not running: call start() first")
         with self._lock:
             self._sent[actor_id] += 1
-            item = _Item(actor_id, self._sent[actor_id], payload)
+            item = IngestItem(actor_id, self._sent[actor_id], payload)
             stats = self._stats[actor_id]
             stats.messages += 1
             stats.last_seen = time.time()
@@ -249,15 +248,9 @@ class InProcLearner:
             item = self._queue.get()
             if item is _STOP:
                 return
-            assert isinstance(item, _Item)
+            assert isinstance(item, IngestItem)
             with self._ingest_gate:
-                error = deliver(
-                    item.payload,
-                    item.actor_id,
-                    item.sequence,
-                    self._on_transitions,
-                    self._on_episode,
-                )
+                error = deliver(item, self._on_transitions, self._on_episode)
                 with self._lock:  # under the gate, as in the gRPC server
                     aid = item.actor_id
                     self._delivered[aid] = max(self._delivered.get(aid, 0), item.sequence)

@@ -132,7 +132,9 @@ class _Actor:
 
 
 @dataclass
-class _Item:
+class IngestItem:
+    """One accepted message on its way to the learner's callbacks (gRPC and in-process)."""
+
     actor_id: str
     sequence: int
     payload: list[Transition] | EpisodeStats | None
@@ -171,11 +173,7 @@ def server_options(cfg: TransportConfig) -> list[tuple[str, Any]]:
 
 
 def deliver(
-    payload: list[Transition] | EpisodeStats | None,
-    actor_id: str,
-    sequence: int,
-    on_transitions: TransitionsCallback,
-    on_episode: EpisodeCallback,
+    item: IngestItem, on_transitions: TransitionsCallback, on_episode: EpisodeCallback
 ) -> bool:
     """Hand one message's payload to the learner's callback; True when the callback failed.
 
@@ -183,12 +181,14 @@ def deliver(
     forever): it is logged loudly, counted by the caller, and ingest moves on.
     """
     try:
-        if isinstance(payload, EpisodeStats):
-            on_episode(actor_id, payload)
-        elif payload is not None:
-            on_transitions(actor_id, payload)
+        if isinstance(item.payload, EpisodeStats):
+            on_episode(item.actor_id, item.payload)
+        elif item.payload is not None:
+            on_transitions(item.actor_id, item.payload)
     except Exception:
-        log.exception("ingest callback failed on message %d of actor %r", sequence, actor_id)
+        log.exception(
+            "ingest callback failed on message %d of actor %r", item.sequence, item.actor_id
+        )
         return True
     return False
 
@@ -223,7 +223,9 @@ class LearnerServer:
         self._actors: dict[str, _Actor] = {}
         self._sessions: dict[str, str] = {}
         self._weights: _Weights | None = None
-        self._queue: queue.Queue[_Item | object] = queue.Queue(maxsize=config.ingest_queue_messages)
+        self._queue: queue.Queue[IngestItem | object] = queue.Queue(
+            maxsize=config.ingest_queue_messages
+        )
         self._ingest_gate = threading.Lock()
         self._stopping = threading.Event()
         self._ingest_thread: threading.Thread | None = None
@@ -419,15 +421,9 @@ class LearnerServer:
             item = self._queue.get()
             if item is _STOP:
                 return
-            assert isinstance(item, _Item)
+            assert isinstance(item, IngestItem)
             with self._ingest_gate:
-                error = deliver(
-                    item.payload,
-                    item.actor_id,
-                    item.sequence,
-                    self._on_transitions,
-                    self._on_episode,
-                )
+                error = deliver(item, self._on_transitions, self._on_episode)
                 # Still under the gate: a state_dict() taken in ingest_paused() must count
                 # every message whose callback ran, or a restore would take it again.
                 with self._lock:
@@ -721,7 +717,7 @@ class LearnerServer:
                 elif payload is not None:
                     actor.stats.messages += 1
                     actor.stats.episodes += 1
-            item = _Item(actor_id, seq, payload)
+            item = IngestItem(actor_id, seq, payload)
             while True:
                 try:
                     self._queue.put(item, timeout=_POLL_S)
