@@ -36,6 +36,10 @@ class TransportConfig:
     """Shared secret every call must carry; prefer token_file so it stays out of shell history."""
     token_file: str = ""
     """File holding the shared token (first line, whitespace stripped)."""
+    actor_tokens_file: str = ""
+    """Learner: file of per-actor credentials, one 'actor_id token' pair per line ('#' comments). An actor id listed there must present its own token (the shared token does not speak for it), and one actor's token never speaks for another; ids not listed need the shared token (refused when none is set)."""
+    tls_bind_actor_id: bool = False
+    """Learner with mutual TLS (tls_ca set): an actor's client certificate must name its actor id (certificate common name or a DNS subject alternative name), so one robot's certificate cannot speak for another."""
     allow_insecure: bool = False
     """Let the learner listen beyond loopback with neither TLS nor a token (anyone on the network can then feed it data)."""
     handshake_timeout_s: float = 5.0
@@ -82,6 +86,12 @@ class TransportConfig:
     """Learner: received messages waiting for the ingest thread; when full, readers stop reading (backpressure)."""
     max_actors: int = 16
     """Learner: actors served at once; more are refused with a retryable reason."""
+    sequence_window: int = 65536
+    """Learner: a message numbered more than this above an actor's accepted watermark is rejected without moving the watermark (a forged or corrupt sequence number cannot make the learner drop the actor's later data). Legitimate jumps are data an actor lost before sending it (a crash), far fewer messages than this."""
+    max_unfinished_bytes: int = 1024 * MIB
+    """Learner: memory for messages in transit, over all actors together: frames of messages not yet complete plus complete ones waiting for the ingest thread. Beyond it a stream is refused with RESOURCE_EXHAUSTED (the actor keeps its data and retries), so the learner's memory stays bounded whatever clients send."""
+    max_unproven_bytes: int = 64 * MIB
+    """Learner: the same budget for one session that has not yet delivered a valid message (a client must prove itself with a small message before it may hold more)."""
 
     def validate(self) -> None:
         if not self.host:
@@ -128,6 +138,7 @@ class TransportConfig:
             "max_pending_transitions",
             "ingest_queue_messages",
             "max_actors",
+            "sequence_window",
         )
         for name in counts:
             if getattr(self, name) < 1:
@@ -142,6 +153,24 @@ class TransportConfig:
             )
         if self.max_payload_bytes < self.chunk_bytes:
             raise ConfigError("max_payload_bytes", self.max_payload_bytes, "must be >= chunk_bytes")
+        if self.max_unfinished_bytes < self.max_payload_bytes:
+            raise ConfigError(
+                "max_unfinished_bytes",
+                self.max_unfinished_bytes,
+                "must be >= max_payload_bytes (room for one whole message)",
+            )
+        if not self.chunk_bytes <= self.max_unproven_bytes <= self.max_unfinished_bytes:
+            raise ConfigError(
+                "max_unproven_bytes",
+                self.max_unproven_bytes,
+                "must be in chunk_bytes..max_unfinished_bytes",
+            )
+        if self.actor_tokens_file and not Path(self.actor_tokens_file).expanduser().is_file():
+            raise ConfigError("actor_tokens_file", self.actor_tokens_file, "file not found")
+        if self.tls_bind_actor_id and not self.tls_ca:
+            raise ConfigError(
+                "tls_bind_actor_id", True, "needs mutual TLS: set tls_ca (client certificates)"
+            )
         if self.spool_max_bytes < 1:
             raise ConfigError("spool_max_bytes", self.spool_max_bytes, "must be >= 1")
         if self.memory_backlog_messages < self.max_inflight_messages:
@@ -166,6 +195,35 @@ class TransportConfig:
         """``host:port`` as gRPC expects it (IPv6 literals in brackets)."""
         host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
         return f"{host}:{self.port}"
+
+    def read_actor_tokens(self) -> dict[str, str]:
+        """Per-actor tokens from ``actor_tokens_file`` (actor id -> token); empty when unset."""
+        if not self.actor_tokens_file:
+            return {}
+        path = Path(self.actor_tokens_file).expanduser()
+        tokens: dict[str, str] = {}
+        for number, raw in enumerate(path.read_text().splitlines(), 1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise ConfigError(
+                    "actor_tokens_file",
+                    self.actor_tokens_file,
+                    f"line {number}: want 'actor_id token', got {len(parts)} fields",
+                )
+            actor_id, token = parts
+            if actor_id in tokens:
+                raise ConfigError(
+                    "actor_tokens_file",
+                    self.actor_tokens_file,
+                    f"line {number}: {actor_id!r} twice",
+                )
+            tokens[actor_id] = token
+        if not tokens:
+            raise ConfigError("actor_tokens_file", self.actor_tokens_file, "file has no tokens")
+        return tokens
 
     def read_token(self) -> str:
         """The shared token from ``token`` or ``token_file``; empty when auth is off."""

@@ -56,6 +56,7 @@ import numpy as np
 
 from hilrl.config.transport import TransportConfig
 from hilrl.transport import codec
+from hilrl.transport.diagnose import tls_mismatch
 from hilrl.transport.errors import (
     AuthenticationError,
     HandshakeRefused,
@@ -73,13 +74,15 @@ from hilrl.transport.security import (
     bearer,
     channel_credentials,
 )
-from hilrl.transport.spool import Spool
+from hilrl.transport.spool import Spool, foreign_spools, spool_root
 from hilrl.types import EpisodeStats, Transition
 
 log = logging.getLogger("hilrl.transport.client")
 
 _ACTOR_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 _TICK_S = 0.05
+_PROBE_INTERVAL_S = 10.0
+"""At most one TLS diagnosis (a direct handshake with the learner's port) per this interval."""
 _EVICT_LOG_INTERVAL_S = 10.0
 """At most one warning per this interval about dropped copies (with the count since)."""
 _TLS_HINTS = (
@@ -285,21 +288,12 @@ class ActorClient:
             config.backoff_initial_s, config.backoff_max_s, config.backoff_jitter
         )
         self._generation = 0
+        self._session_id = ""
+        """The last session this client held (sent at the next handshake to resume it)."""
+        self._probed_at = -float("inf")
         self._spool: Spool | None = None
-        if config.spool_dir:
-            root = Path(config.spool_dir).expanduser() / (run_id or "_no_run") / actor_id
-            self._spool = Spool(root, config.spool_max_bytes, config.spool_sync_after_s)
-            for entry in self._spool.entries():
-                self._backlog.append(
-                    _OutMsg(entry.kind, entry.sequence, None, entry.path, -1, entry.nbytes)
-                )
-            if self._backlog:
-                log.info(
-                    "actor %r: %d unacknowledged messages in %s will be resent",
-                    actor_id,
-                    len(self._backlog),
-                    root,
-                )
+        if config.spool_dir and run_id:
+            self._open_spool(run_id)
         # Shared state, guarded by _lock.
         self._link: _Link | None = None
         self._fatal: TransportError | None = None
@@ -309,6 +303,38 @@ class ActorClient:
         self._started = False
         if start:
             self.start()
+
+    def _open_spool(self, run_id: str) -> None:
+        """Open this actor's spool of ``run_id``: its messages go first in the backlog.
+
+        Spools are bound to a run: messages recorded for one learner run never reach
+        another. Spools of this actor id left by other runs are reported and kept aside.
+        """
+        base = Path(self.config.spool_dir).expanduser()
+        root = spool_root(base, run_id, self.actor_id)
+        self._spool = Spool(root, self.config.spool_max_bytes, self.config.spool_sync_after_s)
+        entries = [
+            _OutMsg(e.kind, e.sequence, None, e.path, -1, e.nbytes) for e in self._spool.entries()
+        ]
+        self._backlog.extendleft(reversed(entries))
+        if entries:
+            log.info(
+                "actor %r: %d unacknowledged messages in %s will be resent",
+                self.actor_id,
+                len(entries),
+                root,
+            )
+        for other in foreign_spools(base, self.actor_id, run_id):
+            log.warning(
+                "actor %r: the spool %s holds %d messages (%.1f MB) of %s; kept aside, never sent "
+                "to this run (%r). Delete the folder when you no longer need that data.",
+                self.actor_id,
+                other.path,
+                other.messages,
+                other.nbytes / 1e6,
+                f"run {other.run_id!r}" if other.run_id else "an actor started without a run id",
+                run_id,
+            )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -714,6 +740,7 @@ class ActorClient:
             schema_version=codec.SCHEMA_VERSION,
             arch_hash=self.arch_hash,
             client_info=self._client_info,
+            previous_session_id=self._session_id,
         )
         try:
             reply = stub.Handshake(
@@ -730,6 +757,8 @@ class ActorClient:
                         f"learner at {cfg.address} refused the credentials: {detail}"
                     )
                 )
+            elif problem := self._tls_problem(code, detail):
+                self._set_fatal(LearnerUnreachable(problem))
             else:
                 self._note_error(f"{code.name}: {detail}")
             return False
@@ -740,8 +769,23 @@ class ActorClient:
             else:
                 self._set_fatal(exc)
             return False
+        if self._spool is None and cfg.spool_dir:
+            # Started without a run id: this actor's data belongs to the run of the first
+            # learner it reached; a learner of another run refuses it from now on.
+            self.run_id = reply.learner_run_id
+            self._open_spool(self.run_id or "_no_run")
         self._start_session(channel, stub, reply)
         return True
+
+    def _tls_problem(self, code: grpc.StatusCode, detail: str) -> str:
+        """A TLS mismatch named from a failed handshake (probing at most every few seconds)."""
+        if code != grpc.StatusCode.UNAVAILABLE:
+            return ""
+        now = time.monotonic()
+        if now - self._probed_at < _PROBE_INTERVAL_S:
+            return ""
+        self._probed_at = now
+        return tls_mismatch(self.config, detail, timeout_s=self.config.handshake_timeout_s)
 
     def _set_fatal(self, exc: TransportError) -> None:
         log.error("actor %r: %s", self.actor_id, exc)
@@ -815,6 +859,7 @@ class ActorClient:
         else:
             self._next_seq = max(self._next_seq, floor + 1)
         self._generation += 1
+        self._session_id = reply.session_id
         chunk = min(self.config.chunk_bytes, int(reply.chunk_bytes) or self.config.chunk_bytes)
         link = _Link(
             generation=self._generation,

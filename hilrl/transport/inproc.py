@@ -256,7 +256,9 @@ class InProcLearner:
                     self._delivered[aid] = max(self._delivered.get(aid, 0), item.sequence)
                     if not self.durable_acks:
                         self._durable[aid] = self._delivered[aid]
-                    self._stats[aid].ingest_errors += int(error)
+                    if error:  # counted as in the gRPC server (no actor to tell here)
+                        self._stats[aid].ingest_errors += 1
+                        self._stats[aid].rejected += 1
                     self._changed.notify_all()
 
 

@@ -13,8 +13,8 @@ import datetime
 import hmac
 import ipaddress
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,17 +93,85 @@ def bearer(token: str) -> str:
     return f"Bearer {token}"
 
 
-class TokenInterceptor(grpc.ServerInterceptor):
-    """Rejects every call whose ``authorization`` metadata is not the shared token.
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
 
-    A rejected call ends with UNAUTHENTICATED and a message that says which setting to
-    fix; the learner logs the peer address and the actor id the caller claimed.
+
+@dataclass(frozen=True)
+class ActorCredentials:
+    """Who may speak for which actor id: the shared token, per-actor tokens, certificates.
+
+    The token interceptor lets in any call that carries one of the known tokens; this
+    check, run at the handshake and on every call of a session, then ties the token (and,
+    with ``bind_certificates``, the client certificate) to the actor id it speaks for.
     """
 
-    def __init__(self, token: str, exempt: Sequence[str] = HEALTH_METHODS) -> None:
-        if not token:
-            raise ValueError("TokenInterceptor needs a non-empty token")
-        self._expected = bearer(token).encode()
+    shared_token: str = ""
+    actor_tokens: Mapping[str, str] = field(default_factory=dict)
+    bind_certificates: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: TransportConfig) -> ActorCredentials:
+        return cls(cfg.read_token(), cfg.read_actor_tokens(), cfg.tls_bind_actor_id)
+
+    @property
+    def tokens(self) -> list[str]:
+        """Every token that may open a call (the shared one and each actor's own)."""
+        return [t for t in (self.shared_token, *self.actor_tokens.values()) if t]
+
+    def refusal(
+        self, actor_id: str, metadata: Mapping[str, Any], auth_context: Mapping[str, Any]
+    ) -> str:
+        """Why this call may not speak for ``actor_id``; empty when it may."""
+        got = str(metadata.get(AUTH_HEADER, ""))
+        got = got[len("Bearer ") :] if got.startswith("Bearer ") else got
+        own = self.actor_tokens.get(actor_id)
+        if own is not None:
+            if not _same(got, own):
+                return (
+                    f"actor id {actor_id!r} has its own token (transport.actor_tokens_file on the "
+                    "learner) and this call did not carry it: set that token on this actor"
+                )
+        elif self.shared_token:
+            if not _same(got, self.shared_token):
+                return (
+                    f"actor id {actor_id!r} is not listed in the learner's transport.actor_tokens_file "
+                    "and this call did not carry the shared token"
+                )
+        elif self.actor_tokens:
+            return (
+                f"actor id {actor_id!r} is not listed in the learner's transport.actor_tokens_file "
+                "(and the learner has no shared token)"
+            )
+        if self.bind_certificates:
+            names = {
+                bytes(v).decode("utf-8", "replace")
+                for key in ("x509_common_name", "x509_subject_alternative_name")
+                for v in auth_context.get(key, ())
+            }
+            if actor_id not in names:
+                shown = ", ".join(sorted(names)) or "none"
+                return (
+                    f"the client certificate does not name actor id {actor_id!r} (it names: {shown}); "
+                    "transport.tls_bind_actor_id requires the actor id as its common name or a DNS name"
+                )
+        return ""
+
+
+class TokenInterceptor(grpc.ServerInterceptor):
+    """Rejects every call whose ``authorization`` metadata carries none of the known tokens.
+
+    ``token`` is the shared token or a list of accepted tokens (shared + per actor; which
+    actor id a token may speak for is checked later, by :class:`ActorCredentials`). A
+    rejected call ends with UNAUTHENTICATED and a message that says which setting to fix;
+    the learner logs the peer address and the actor id the caller claimed.
+    """
+
+    def __init__(self, token: str | Sequence[str], exempt: Sequence[str] = HEALTH_METHODS) -> None:
+        tokens = [token] if isinstance(token, str) else list(token)
+        if not tokens or not all(tokens):
+            raise ValueError("TokenInterceptor needs non-empty tokens")
+        self._expected = [bearer(t).encode() for t in tokens]
         self._exempt = frozenset(exempt)
 
     def intercept_service(
@@ -116,8 +184,9 @@ class TokenInterceptor(grpc.ServerInterceptor):
         if handler is None or method in self._exempt:
             return handler
         metadata = dict(handler_call_details.invocation_metadata)  # type: ignore[attr-defined]
-        got = str(metadata.get(AUTH_HEADER, ""))
-        if hmac.compare_digest(got.encode(), self._expected):
+        got = str(metadata.get(AUTH_HEADER, "")).encode()
+        # Compare with every token (no early exit), so timing does not tell which matched.
+        if sum(hmac.compare_digest(got, e) for e in self._expected):
             return handler
         return _refusing_handler(
             handler, method, str(metadata.get(ACTOR_HEADER, "?")), missing=not got
@@ -165,9 +234,15 @@ class DevCertificates:
 
 
 def generate_dev_certificates(
-    out_dir: str | Path, hosts: Sequence[str] = ("127.0.0.1", "localhost"), days: int = 30
+    out_dir: str | Path,
+    hosts: Sequence[str] = ("127.0.0.1", "localhost"),
+    days: int = 30,
+    client_name: str = "hilrl actor",
 ) -> DevCertificates:
     """Write a self-signed CA and a server + client certificate signed by it (PEM).
+
+    ``client_name`` is the client certificate's common name: the actor id, for a learner
+    with ``transport.tls_bind_actor_id``.
 
     For tests and a first setup on a private network; production sites use their own CA.
     Needs the ``cryptography`` package (``pip install cryptography``).
@@ -237,7 +312,7 @@ def generate_dev_certificates(
         except ValueError:
             sans.append(x509.DNSName(host))
     server_key, server_cert = leaf("hilrl learner", ExtendedKeyUsageOID.SERVER_AUTH, sans)
-    client_key, client_cert = leaf("hilrl actor", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    client_key, client_cert = leaf(client_name, ExtendedKeyUsageOID.CLIENT_AUTH, [])
     paths = DevCertificates(
         ca_cert=out / "ca.pem",
         server_cert=out / "learner.pem",

@@ -60,12 +60,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from hilrl.config.transport import TransportConfig
 from hilrl.transport import codec
+from hilrl.transport.budget import MemoryBudget
 from hilrl.transport.errors import ProtocolError
 from hilrl.transport.framing import Message, Reassembler, make_frames
 from hilrl.transport.proto import hilrl_transport_pb2 as pb
 from hilrl.transport.proto import hilrl_transport_pb2_grpc as pb_grpc
 from hilrl.transport.security import (
     SESSION_HEADER,
+    ActorCredentials,
     TokenInterceptor,
     check_exposure,
     server_credentials,
@@ -106,6 +108,11 @@ class ActorStats:
     missing: int = 0
     """Sequence numbers skipped by the actor (data it lost before sending, e.g. a kill -9)."""
     ingest_errors: int = 0
+    """Messages the learner's ingest callback refused (e.g. a value that is not finite in
+    the learner's storage dtype); rejected back to the actor with the reason."""
+    refused_handshakes: int = 0
+    """Handshakes for this id refused because another session of it was live, or its
+    credentials did not match the id."""
     acked_through: int = 0
     """Received watermark: every message up to here was delivered to the callbacks."""
     durable_through: int = 0
@@ -122,6 +129,8 @@ class _Actor:
     durable: int = 0
     streams: int = 0
     handshake_at: float = 0.0
+    proven: bool = False
+    """The current session delivered a valid message (it may then use the full budget)."""
     rejections: list[tuple[int, str]] = field(default_factory=list)
     enqueue_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -139,6 +148,8 @@ class IngestItem:
     sequence: int
     payload: list[Transition] | EpisodeStats | None
     """None for a rejected message: it only advances the high-water mark, in order."""
+    nbytes: int = 0
+    """Bytes of the learner's transit budget this message holds until it is delivered."""
 
 
 _STOP = object()
@@ -174,23 +185,41 @@ def server_options(cfg: TransportConfig) -> list[tuple[str, Any]]:
 
 def deliver(
     item: IngestItem, on_transitions: TransitionsCallback, on_episode: EpisodeCallback
-) -> bool:
-    """Hand one message's payload to the learner's callback; True when the callback failed.
+) -> str:
+    """Hand one message's payload to the learner's callback; why it failed, or "".
 
-    A failing callback must not stall the actor (it would resend the same message
-    forever): it is logged loudly, counted by the caller, and ingest moves on.
+    A callback refuses a message by raising (``ValueError`` for data that breaks the
+    learner's contract, e.g. a reward that is not finite in float32; anything else is a
+    learner bug and logged with its traceback). The caller turns the reason into a
+    counted rejection that goes back to the actor: the message is never reported as
+    received, and ingest moves on (resending it would fail the same way forever).
     """
     try:
         if isinstance(item.payload, EpisodeStats):
             on_episode(item.actor_id, item.payload)
         elif item.payload is not None:
             on_transitions(item.actor_id, item.payload)
-    except Exception:
+    except ValueError as exc:
+        log.warning("learner refused message %d of actor %r: %s", item.sequence, item.actor_id, exc)
+        return f"refused by the learner: {exc}"[:500]
+    except Exception as exc:
         log.exception(
             "ingest callback failed on message %d of actor %r", item.sequence, item.actor_id
         )
-        return True
-    return False
+        return f"the learner failed to ingest it: {exc!r}"[:500]
+    return ""
+
+
+def _frame_or_none(data: bytes) -> pb.Frame | None:
+    """Request deserialiser of the data stream: None for bytes that are not a Frame.
+
+    With the generated one an undecodable frame kills the stream inside gRPC; this way
+    it is one counted rejection and the stream goes on.
+    """
+    try:
+        return pb.Frame.FromString(data)
+    except Exception:
+        return None
 
 
 class LearnerServer:
@@ -232,6 +261,9 @@ class LearnerServer:
         self._grpc: grpc.Server | None = None
         self._health: health.HealthServicer | None = None
         self._port = 0
+        self._credentials = ActorCredentials.from_config(config)
+        self.budget = MemoryBudget(config.max_unfinished_bytes)
+        """Bytes held for messages in transit (partial, or waiting for the ingest thread)."""
         self.protocol_errors = 0
         """Messages or frames refused before any session owned them (e.g. fuzz, bad sessions)."""
 
@@ -247,14 +279,15 @@ class LearnerServer:
             raise RuntimeError("LearnerServer already started")
         cfg = self.config
         rpcs = 3 * cfg.max_actors + 4
-        interceptors = [TokenInterceptor(token)] if (token := cfg.read_token()) else []
+        tokens = self._credentials.tokens
+        interceptors = [TokenInterceptor(tokens)] if tokens else []
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=rpcs, thread_name_prefix="hilrl-grpc"),
             options=server_options(cfg),
             interceptors=interceptors,
             maximum_concurrent_rpcs=rpcs,
         )
-        pb_grpc.add_LearnerServicer_to_server(_Servicer(self), server)
+        server.add_generic_rpc_handlers((_handlers(_Servicer(self)),))
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         creds = server_credentials(cfg)
@@ -424,14 +457,20 @@ class LearnerServer:
             assert isinstance(item, IngestItem)
             with self._ingest_gate:
                 error = deliver(item, self._on_transitions, self._on_episode)
+                self.budget.release(item.nbytes)
                 # Still under the gate: a state_dict() taken in ingest_paused() must count
                 # every message whose callback ran, or a restore would take it again.
                 with self._lock:
                     actor = self._actors[item.actor_id]
+                    if error:
+                        # In the same ack as the watermark that passes it: the actor drops
+                        # it as rejected (counted), never as received.
+                        actor.stats.ingest_errors += 1
+                        actor.stats.rejected += 1
+                        actor.rejections.append((item.sequence, error))
                     actor.delivered = max(actor.delivered, item.sequence)
                     if not self.config.durable_acks:
                         actor.durable = actor.stats.durable_through = actor.delivered
-                    actor.stats.ingest_errors += int(error)
                     self._changed.notify_all()
 
     # ------------------------------------------------------------- session logic
@@ -442,7 +481,21 @@ class LearnerServer:
             actor = self._actors[actor_id] = _Actor(ActorStats(actor_id))
         return actor
 
-    def handshake(self, request: pb.HandshakeRequest, peer: str) -> pb.HandshakeReply:
+    def handshake(
+        self,
+        request: pb.HandshakeRequest,
+        peer: str,
+        metadata: Mapping[str, Any] | None = None,
+        auth_context: Mapping[str, Any] | None = None,
+    ) -> pb.HandshakeReply:
+        """Open a session for ``request.actor_id`` (or say why not, as what to fix).
+
+        ``metadata`` and ``auth_context`` are the call's (token, client certificate): with
+        per-actor tokens or certificate binding they must speak for this actor id. While
+        a session of the id is live, only the client holding it (it sends its id as
+        ``previous_session_id``) may replace it: another client cannot take the id over.
+        """
+
         def refuse(reason: str, retryable: bool = False) -> pb.HandshakeReply:
             log.warning("refused actor %r from %s: %s", request.actor_id[:140], peer, reason)
             return pb.HandshakeReply(
@@ -472,9 +525,27 @@ class LearnerServer:
                 f"the actor belongs to run {request.run_id!r} but the learner runs {self.run_id!r}: "
                 "start the actor with the learner's run id (its spool holds data of the other run)"
             )
+        denied = self._credentials.refusal(request.actor_id, metadata or {}, auth_context or {})
+        if denied:
+            with self._lock:
+                self._actor(request.actor_id).stats.refused_handshakes += 1
+            return refuse(denied)
         with self._lock:
             now = time.time()
             actor = self._actors.get(request.actor_id)
+            if (
+                actor is not None
+                and actor.live(now)
+                and request.previous_session_id != actor.stats.session_id
+            ):
+                actor.stats.refused_handshakes += 1
+                return refuse(
+                    f"actor id {request.actor_id!r} already has a live session (from "
+                    f"{actor.stats.peer}); a second client with the same id is refused until that "
+                    "session ends (give every actor its own id; a restarted actor gets in within "
+                    "seconds, once the old connection is gone)",
+                    retryable=True,
+                )
             live = sum(a.live(now) for aid, a in self._actors.items() if aid != request.actor_id)
             if live >= self.config.max_actors:
                 return refuse(
@@ -497,6 +568,7 @@ class LearnerServer:
             actor.stats.handshakes += 1
             actor.stats.last_seen = now
             actor.handshake_at = now
+            actor.proven = False
             self._changed.notify_all()
             last, accepted, durable = actor.delivered, actor.accepted, actor.durable
         log.info(
@@ -521,7 +593,8 @@ class LearnerServer:
 
     def session_actor(self, context: grpc.ServicerContext) -> tuple[str, str]:
         """(actor id, session id) of the call; aborts the call when the session is unknown."""
-        session = str(dict(context.invocation_metadata()).get(SESSION_HEADER, ""))
+        metadata = dict(context.invocation_metadata())
+        session = str(metadata.get(SESSION_HEADER, ""))
         with self._lock:
             actor_id = self._sessions.get(session)
             if actor_id is None:
@@ -532,6 +605,11 @@ class LearnerServer:
                 "unknown or superseded session: handshake again",
             )
         assert actor_id is not None
+        denied = self._credentials.refusal(actor_id, metadata, _auth_context(context))
+        if denied:
+            with self._lock:
+                self.protocol_errors += 1
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, denied)
         return actor_id, session
 
     def _current(self, actor_id: str, session_id: str) -> bool:
@@ -629,7 +707,7 @@ class LearnerServer:
         self,
         actor_id: str,
         session_id: str,
-        frames: Iterator[pb.Frame],
+        frames: Iterator[pb.Frame | None],
         context: grpc.ServicerContext,
         state: _StreamState,
     ) -> None:
@@ -639,30 +717,82 @@ class LearnerServer:
             (pb.KIND_TRANSITIONS, pb.KIND_EPISODE),
             actor_id,
         )
+        held = 0
+        """Budget bytes of the message being put together (handed on with it when complete)."""
+        reported: list[int] = []
         try:
             for frame in frames:
                 if self._stopping.is_set() or state.done:
                     break
+                if frame is None:
+                    self.budget.release(held)
+                    held = 0
+                    reassembler.reset()
+                    self._reject_frame(
+                        actor_id, 0, "undecodable frame (not a hilrl Frame)", reported
+                    )
+                    continue
+                refused = self._reserve(actor_id, held, len(frame.data))
+                if refused:
+                    log.warning("refused the stream of actor %r: %s", actor_id, refused)
+                    state.error = (grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
+                    break
+                held += len(frame.data)
                 try:
                     msg = reassembler.feed(frame)
                 except ProtocolError as exc:
-                    log.warning(
-                        "actor %r sent a malformed frame; closing its stream: %s", actor_id, exc
+                    self.budget.release(held)
+                    held = 0
+                    self._reject_frame(
+                        actor_id, frame.sequence, f"malformed frame: {exc}", reported
                     )
-                    with self._lock:
-                        self._actors[actor_id].stats.rejected += 1
-                    state.error = (grpc.StatusCode.INVALID_ARGUMENT, f"malformed frame: {exc}")
-                    break
-                if msg is not None and not self._accept(actor_id, session_id, msg, context, state):
+                    continue
+                if msg is None:
+                    continue
+                nbytes, held = held, 0
+                if not self._accept(actor_id, session_id, msg, context, state, nbytes):
                     break
         except grpc.RpcError:
             pass  # the actor went away; its session stays for the resume
-        except Exception as exc:  # e.g. a frame gRPC could not deserialise
+        except Exception as exc:
             log.warning("stream of actor %r failed: %r", actor_id, exc)
         finally:
+            self.budget.release(held)
             with self._lock:
                 state.done = True
                 self._changed.notify_all()
+
+    def _reserve(self, actor_id: str, held: int, nbytes: int) -> str:
+        """Reserve a frame's bytes in the transit budget; why not, or ""."""
+        cfg = self.config
+        with self._lock:
+            proven = self._actors[actor_id].proven
+        if not proven and held + nbytes > cfg.max_unproven_bytes:
+            return (
+                "a session must deliver a valid message before one of its messages may hold more "
+                f"than transport.max_unproven_bytes={cfg.max_unproven_bytes} bytes at the learner"
+            )
+        if not self.budget.try_reserve(nbytes):
+            return (
+                "the learner's memory for messages in transit (transport.max_unfinished_bytes="
+                f"{cfg.max_unfinished_bytes}) is used up; the actor keeps its data and retries"
+            )
+        return ""
+
+    def _reject_frame(self, actor_id: str, seq: int, reason: str, reported: list[int]) -> None:
+        """Count a frame that breaks the framing; the stream goes on with the next message.
+
+        The actor hears the reason once per message (by its sequence number, when the
+        header carries a plausible one) and drops that message as rejected.
+        """
+        with self._lock:
+            actor = self._actors[actor_id]
+            actor.stats.rejected += 1
+            if 0 < seq < MAX_SEQUENCE and seq not in reported:
+                reported[:] = [seq]
+                actor.rejections.append((seq, reason[:500]))
+                log.warning("rejected a frame of actor %r: %s", actor_id, reason[:300])
+            self._changed.notify_all()
 
     def _accept(
         self,
@@ -671,8 +801,31 @@ class LearnerServer:
         msg: Message,
         context: grpc.ServicerContext,
         state: _StreamState,
+        nbytes: int = 0,
     ) -> bool:
-        """Dedupe, decode and enqueue one message; False when the stream must end."""
+        """Dedupe, decode and enqueue one message; False when the stream must end.
+
+        ``nbytes`` of the transit budget go with the message to the ingest thread, or are
+        released here when it is not enqueued.
+        """
+        enqueued = False
+        try:
+            enqueued = self._admit(actor_id, session_id, msg, context, state, nbytes)
+            return enqueued or self._current(actor_id, session_id)
+        finally:
+            if not enqueued:
+                self.budget.release(nbytes)
+
+    def _admit(
+        self,
+        actor_id: str,
+        session_id: str,
+        msg: Message,
+        context: grpc.ServicerContext,
+        state: _StreamState,
+        nbytes: int,
+    ) -> bool:
+        """The work of :meth:`_accept`; True only when the message was enqueued."""
         seq = msg.sequence
         with self._lock:
             actor = self._actors[actor_id]
@@ -683,11 +836,19 @@ class LearnerServer:
             if 0 < seq <= actor.accepted:
                 actor.stats.duplicates += 1
                 self._changed.notify_all()  # re-ack: the actor may wait for it
-                return True
+                return False
+            ceiling = min(actor.accepted + self.config.sequence_window, MAX_SEQUENCE - 1)
+        in_window = 0 < seq <= ceiling
         payload: list[Transition] | EpisodeStats | None = None
         try:
-            if not 0 < seq < MAX_SEQUENCE:
-                raise ProtocolError(f"sequence number {seq} out of range 1..{MAX_SEQUENCE - 1}")
+            if not in_window:
+                # Rejected without moving the watermark: a forged or corrupt number must
+                # not make the learner take the actor's next messages for duplicates.
+                raise ProtocolError(
+                    f"sequence number {seq} outside 1..{ceiling} (at most "
+                    f"transport.sequence_window={self.config.sequence_window} above the "
+                    f"accepted {ceiling - self.config.sequence_window})"
+                )
             msg.verify()
             if msg.kind == pb.KIND_TRANSITIONS:
                 payload = codec.decode_transitions(msg.payload, self._max_transitions)
@@ -699,25 +860,26 @@ class LearnerServer:
                 actor.stats.rejected += 1
                 actor.rejections.append((seq, str(exc)[:500]))
                 self._changed.notify_all()
-            if not 0 < seq < MAX_SEQUENCE:
-                return True
+            if not in_window:
+                return False
         with actor.enqueue_lock:
             with self._lock:
                 if not self._current(actor_id, session_id):
                     return False
                 if seq <= actor.accepted:
                     actor.stats.duplicates += 1
-                    return True
+                    return False
                 previous = actor.accepted
                 actor.stats.missing += seq - previous - 1
                 actor.accepted = seq
-                if isinstance(payload, list):
+                if payload is not None:
+                    actor.proven = True
                     actor.stats.messages += 1
+                if isinstance(payload, list):
                     actor.stats.transitions += len(payload)
                 elif payload is not None:
-                    actor.stats.messages += 1
                     actor.stats.episodes += 1
-            item = IngestItem(actor_id, seq, payload)
+            item = IngestItem(actor_id, seq, payload, nbytes)
             while True:
                 try:
                     self._queue.put(item, timeout=_POLL_S)
@@ -731,6 +893,36 @@ class LearnerServer:
                         return False
 
 
+def _auth_context(context: grpc.ServicerContext) -> dict[str, Any]:
+    """The call's TLS facts (client certificate names); empty without TLS."""
+    try:
+        return dict(context.auth_context())
+    except Exception:
+        return {}
+
+
+def _handlers(servicer: _Servicer) -> grpc.GenericRpcHandler:
+    """The service's method handlers (as the generated code, with a lenient frame reader)."""
+    methods = {
+        "Handshake": grpc.unary_unary_rpc_method_handler(
+            servicer.Handshake,
+            request_deserializer=pb.HandshakeRequest.FromString,
+            response_serializer=pb.HandshakeReply.SerializeToString,
+        ),
+        "StreamParameters": grpc.unary_stream_rpc_method_handler(
+            servicer.StreamParameters,
+            request_deserializer=pb.ParameterRequest.FromString,
+            response_serializer=pb.Frame.SerializeToString,
+        ),
+        "SendData": grpc.stream_stream_rpc_method_handler(
+            servicer.SendData,
+            request_deserializer=_frame_or_none,
+            response_serializer=pb.Ack.SerializeToString,
+        ),
+    }
+    return grpc.method_handlers_generic_handler(SERVICE_NAME, methods)
+
+
 class _Servicer(pb_grpc.LearnerServicer):
     """Thin gRPC adapter; the logic lives in :class:`LearnerServer`."""
 
@@ -740,7 +932,12 @@ class _Servicer(pb_grpc.LearnerServicer):
     def Handshake(
         self, request: pb.HandshakeRequest, context: grpc.ServicerContext
     ) -> pb.HandshakeReply:
-        return self._server.handshake(request, context.peer())
+        return self._server.handshake(
+            request,
+            context.peer(),
+            dict(context.invocation_metadata()),
+            _auth_context(context),
+        )
 
     def StreamParameters(
         self, request: pb.ParameterRequest, context: grpc.ServicerContext

@@ -22,8 +22,10 @@ A lock file keeps two actor processes with the same id from sharing one spool.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,3 +185,84 @@ class Spool:
         if not self._lock_file.closed:
             self.sync()
             self._lock_file.close()
+
+
+# ------------------------------------------------------------------ spools of runs
+
+NO_RUN = "_no_run"
+"""Run folder of an actor whose learner had no run id (embedded use and tests)."""
+
+
+def spool_root(spool_dir: Path, run_id: str, actor_id: str) -> Path:
+    """``<spool_dir>/<run id>/<actor id>``: a spool belongs to one run and one actor."""
+    return spool_dir / (run_id or NO_RUN) / actor_id
+
+
+@dataclass
+class RunSpool:
+    """A spool folder of one actor id in one run, and what it holds."""
+
+    path: Path
+    run_id: str
+    """"" for the :data:`NO_RUN` folder (old versions used it for actors without a run id)."""
+    messages: int
+    nbytes: int
+
+
+def _messages(folder: Path) -> tuple[int, int]:
+    count = size = 0
+    for path in folder.iterdir():
+        if _NAME.match(path.name):
+            count += 1
+            size += path.stat().st_size
+    return count, size
+
+
+def foreign_spools(spool_dir: Path, actor_id: str, run_id: str) -> list[RunSpool]:
+    """Spools of ``actor_id`` left by runs other than ``run_id`` that still hold messages.
+
+    They are never sent to ``run_id``'s learner: the actor reports them and leaves them
+    where they are (the data is the user's, to resend with that run or to delete).
+    """
+    out: list[RunSpool] = []
+    if not spool_dir.is_dir():
+        return out
+    for run_folder in sorted(spool_dir.iterdir()):
+        folder = run_folder / actor_id
+        if run_folder.name == (run_id or NO_RUN) or not folder.is_dir():
+            continue
+        count, size = _messages(folder)
+        if count:
+            name = "" if run_folder.name == NO_RUN else run_folder.name
+            out.append(RunSpool(folder, name, count, size))
+    return out
+
+
+def remove_run_spools(spool_dir: Path, run_id: str) -> list[RunSpool]:
+    """Delete every actor's spool of ``run_id`` (a finished run); returns what was removed.
+
+    For ``hilrl train`` at a clean end: its learner has written its final checkpoint, so
+    the unconfirmed copies left in the spools can never be needed by that run again.
+    Folders another process still locks (an actor still running) are left alone.
+    """
+    removed: list[RunSpool] = []
+    run_folder = spool_dir / (run_id or NO_RUN)
+    if not run_id or not run_folder.is_dir():
+        return removed
+    for folder in sorted(p for p in run_folder.iterdir() if p.is_dir()):
+        lock = folder / ".lock"
+        if fcntl is not None and lock.exists():
+            with open(lock, "w") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # an actor still uses it
+                count, size = _messages(folder)
+                shutil.rmtree(folder, ignore_errors=True)
+        else:
+            count, size = _messages(folder)
+            shutil.rmtree(folder, ignore_errors=True)
+        removed.append(RunSpool(folder, run_id, count, size))
+    with contextlib.suppress(OSError):
+        run_folder.rmdir()
+    return removed

@@ -138,8 +138,9 @@ def test_fuzzed_messages_are_refused_and_the_server_keeps_serving(tmp_path: Path
         assert delivered == 3 * (700 - len(rejected))
         assert server.actor_stats()["fuzz"].rejected == len(rejected)
 
-        # 2) 150 broken frames, each on its own stream: the stream ends with a clear status.
-        good = frame(valid, 10_000)
+        # 2) 150 broken frame headers, each followed by a sound message on the same stream:
+        #    the broken one is a counted rejection (reason sent back), the stream goes on.
+        base = 1000
         breakers: list[Callable[[pb.Frame], None]] = [
             lambda f: setattr(f, "payload_length", 10 * CHUNK),  # over the payload cap
             lambda f: setattr(f, "schema_version", 99),
@@ -151,22 +152,27 @@ def test_fuzzed_messages_are_refused_and_the_server_keeps_serving(tmp_path: Path
             lambda f: setattr(f, "data", bytes(CHUNK + 1)),  # chunk over chunk_bytes
             lambda f: setattr(f, "payload_length", len(f.data) - 1),
         ]
+        before = server.actor_stats()["fuzz"].rejected
         for i in range(150):
-            f = pb.Frame()
-            f.CopyFrom(good)
-            f.sequence = 10_000 + i
+            f = frame(valid, base + 2 * i)
+            follow = frame(valid, base + 2 * i + 1)
             if i < 3:
                 # A frame over the gRPC message cap: gRPC itself refuses it (slowly, so few).
                 f.data = bytes(3 * CHUNK)
-            else:
-                breakers[i % len(breakers)](f)
-            with pytest.raises(grpc.RpcError) as err:
-                list(stub.SendData(iter([f]), metadata=md, timeout=10))
-            assert err.value.code() in (
-                grpc.StatusCode.INVALID_ARGUMENT,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-            )
+                with pytest.raises(grpc.RpcError) as err:
+                    list(stub.SendData(iter([f, follow]), metadata=md, timeout=10))
+                assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                sent += 1
+                continue
+            breakers[i % len(breakers)](f)
+            acks = list(stub.SendData(iter([f, follow]), metadata=md, timeout=10))
+            reasons = {r.sequence: r.reason for a in acks for r in a.rejected}
+            assert base + 2 * i in reasons and "malformed frame" in reasons[base + 2 * i]
+            assert acks[-1].acked_through == base + 2 * i + 1  # the sound one got through
+            delivered += 3
             sent += 1
+        assert collector.count("fuzz") == delivered
+        assert server.actor_stats()["fuzz"].rejected == before + 147
 
         # 3) 50 streams of raw bytes that are not even protobuf frames.
         raw = channel.stream_stream(
@@ -181,6 +187,7 @@ def test_fuzzed_messages_are_refused_and_the_server_keeps_serving(tmp_path: Path
             sent += 1
 
         # 4) 50 calls with a forged or missing session.
+        good = frame(valid, 10_000)
         for i in range(50):
             bad_md = ((SESSION_HEADER, rng.randbytes(8).hex()),) if i % 2 else ()
             with pytest.raises(grpc.RpcError) as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -117,7 +118,7 @@ def test_token_protects_every_call(
 
 
 def test_tls_with_client_certificates(
-    collector: Collector, clients: list[ActorClient], certs: DevCertificates
+    collector: Collector, clients: list[ActorClient], certs: DevCertificates, tmp_path: Path
 ) -> None:
     server_cfg = fast_config(
         0,
@@ -140,20 +141,40 @@ def test_tls_with_client_certificates(
         ok.put_transitions(make_episode(0, 0, 4))
         assert ok.flush(10.0) and collector.count("ok") == 4
 
-        plain = client(clients, fast_config(server.port), "plain")
-        with pytest.raises(
-            LearnerUnreachable, match=r"TLS settings probably differ.*transport\.tls"
-        ):
-            wait_for_failed_attempt(plain)
-            plain.connect(0.1)
-
-        no_cert = client(
-            clients, fast_config(server.port, tls=True, tls_ca=str(certs.ca_cert)), "nocert"
-        )
-        with pytest.raises(LearnerUnreachable, match="tls_cert"):
-            wait_for_failed_attempt(no_cert)
-            no_cert.connect(0.1)
-        assert collector.count("plain") == 0 and collector.count("nocert") == 0
+        # Each TLS mismatch is named within seconds, from the call the actor loop waits in
+        # (before, wait_for_weights gave up only after its whole timeout: "no weights").
+        other = generate_dev_certificates(tmp_path / "other")
+        cases = [
+            ("plain", fast_config(server.port), r"uses TLS and this actor does not.*tls: true"),
+            (
+                "nocert",
+                fast_config(server.port, tls=True, tls_ca=str(certs.ca_cert)),
+                r"requires a client certificate.*tls_cert",
+            ),
+            (
+                "wrongcert",
+                fast_config(
+                    server.port,
+                    tls=True,
+                    tls_ca=str(certs.ca_cert),
+                    tls_cert=str(other.client_cert),
+                    tls_key=str(other.client_key),
+                ),
+                r"refused this actor's client certificate",
+            ),
+            (
+                "wrongca",
+                fast_config(server.port, tls=True, tls_ca=str(other.ca_cert)),
+                r"cannot verify with transport\.tls_ca",
+            ),
+        ]
+        for actor_id, cfg, message in cases:
+            c = client(clients, cfg, actor_id)
+            started = time.monotonic()
+            with pytest.raises(LearnerUnreachable, match=message):
+                c.wait_for_weights(-1, timeout_s=300.0)
+            assert time.monotonic() - started < 15.0
+        assert all(collector.count(actor_id) == 0 for actor_id, _, _ in cases)
     finally:
         server.stop()
 
@@ -164,9 +185,10 @@ def test_tls_client_against_plaintext_server_gets_a_hint(
     server = serve(fast_config(0), collector)
     try:
         tls = client(clients, fast_config(server.port, tls=True, tls_ca=str(certs.ca_cert)), "tls")
-        with pytest.raises(LearnerUnreachable, match="TLS"):
-            wait_for_failed_attempt(tls)
-            tls.connect(0.1)
+        started = time.monotonic()
+        with pytest.raises(LearnerUnreachable, match=r"does not speak TLS.*tls: false"):
+            tls.wait_for_weights(-1, timeout_s=300.0)
+        assert time.monotonic() - started < 15.0
     finally:
         server.stop()
 

@@ -22,17 +22,26 @@ KIND_EPISODE: Kind
 KIND_WEIGHTS: Kind
 
 class HandshakeRequest(_message.Message):
-    __slots__ = ("actor_id", "arch_hash", "client_info", "run_id", "schema_version")
+    __slots__ = (
+        "actor_id",
+        "arch_hash",
+        "client_info",
+        "previous_session_id",
+        "run_id",
+        "schema_version",
+    )
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     ARCH_HASH_FIELD_NUMBER: _ClassVar[int]
     CLIENT_INFO_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     actor_id: str
     run_id: str
     schema_version: int
     arch_hash: str
     client_info: str
+    previous_session_id: str
     def __init__(
         self,
         actor_id: str | None = ...,
@@ -40,6 +49,7 @@ class HandshakeRequest(_message.Message):
         schema_version: int | None = ...,
         arch_hash: str | None = ...,
         client_info: str | None = ...,
+        previous_session_id: str | None = ...,
     ) -> None: ...
 
 class HandshakeReply(_message.Message):
