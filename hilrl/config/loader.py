@@ -8,6 +8,14 @@ the line after the field). Loading goes file -> overrides -> typed build -> vali
 Errors name the field by its dotted path and show the bad value, before anything runs.
 A dataclass may define ``validate(self) -> None`` and raise :class:`ConfigError` with
 the name of one of its own fields; the loader prefixes the dotted path.
+
+Secrets never reach a written file: :func:`save_config` and :func:`dump_yaml` replace
+every secret field (``token``, ``*_token``, ``*password``, ``*secret``; paths such as
+``token_file`` are kept) by ``"<redacted>"`` (:func:`redact_secrets`). Loading a file
+that holds ``"<redacted>"`` takes the value from the environment variable named after
+the field (``transport.token`` -> ``HILRL_TRANSPORT_TOKEN``, see :func:`secret_env`), or
+from the sibling ``*_file`` field when it is set, and otherwise fails with a
+:class:`ConfigError` naming the field: a redacted placeholder is never used as a secret.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import functools
 import inspect
 import itertools
 import json
+import os
 import textwrap
 import types
 import typing
@@ -172,10 +181,14 @@ def validate(cfg: object, prefix: str = "") -> None:
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterable[str] = ()) -> T:
-    """File (optional) + dotted overrides -> validated ``cls`` instance."""
+    """File (optional) + dotted overrides -> validated ``cls`` instance.
+
+    A secret that a saved file holds as ``"<redacted>"`` is resolved by
+    :func:`resolve_redacted` (environment variable or ``*_file`` sibling) or refused.
+    """
     data: dict[str, Any] = read_config_file(path) if path else {}
     data = deep_merge(data, parse_overrides(overrides))
-    return build(cls, data)
+    return build(cls, resolve_redacted(data))
 
 
 def to_dict(cfg: object) -> dict[str, Any]:
@@ -192,11 +205,114 @@ def to_dict(cfg: object) -> dict[str, Any]:
 
 
 def dump_yaml(cfg: object) -> str:
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    """YAML text of a config (a dataclass or plain data) with its secrets redacted."""
+    return yaml.safe_dump(redact_secrets(cfg), sort_keys=False)
 
 
 def save_config(cfg: object, path: str | Path) -> None:
+    """Write ``cfg`` as YAML; secret fields are written as ``"<redacted>"``."""
     Path(path).write_text(dump_yaml(cfg))
+
+
+# ------------------------------------------------------------------------------- secrets
+
+REDACTED = "<redacted>"
+"""What a written file holds in place of a secret value."""
+SECRET_ENV_PREFIX = "HILRL_"
+"""``transport.token`` is read from ``HILRL_TRANSPORT_TOKEN`` when a file holds it redacted."""
+
+
+def is_secret_field(name: str) -> bool:
+    """True for a field holding a secret: ``token``, ``*_token``, ``*password``, ``*secret``."""
+    n = str(name).lower()
+    return n == "token" or n.endswith(("_token", "password", "secret"))
+
+
+def secret_env_name(dotted: str) -> str:
+    """The environment variable that supplies a redacted secret (``HILRL_TRANSPORT_TOKEN``)."""
+    return SECRET_ENV_PREFIX + "".join(c if c.isalnum() else "_" for c in dotted).upper()
+
+
+def redact_secrets(cfg_or_plain: object) -> Any:
+    """Plain-data copy of a config (dataclass or mapping) with every set secret redacted.
+
+    Empty secrets (``""``, ``None``) stay as they are: they hold nothing, and writing a
+    placeholder for them would make the file unloadable.
+    """
+    plain: Any = cfg_or_plain
+    if dataclasses.is_dataclass(cfg_or_plain) and not isinstance(cfg_or_plain, type):
+        plain = to_dict(cfg_or_plain)
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {
+                k: REDACTED if is_secret_field(k) and _is_set(x) else walk(x) for k, x in v.items()
+            }
+        if isinstance(v, tuple | list):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(plain)
+
+
+def secret_env(cfg_or_plain: object) -> dict[str, str]:
+    """``{environment variable: value}`` for every set secret of a config.
+
+    A launcher that starts children with ``--config <saved file>`` (where the secrets are
+    redacted) adds this to their environment so that they get the real values.
+    """
+    plain: Any = cfg_or_plain
+    if dataclasses.is_dataclass(cfg_or_plain) and not isinstance(cfg_or_plain, type):
+        plain = to_dict(cfg_or_plain)
+    out: dict[str, str] = {}
+
+    def walk(v: Any, prefix: str) -> None:
+        if not isinstance(v, Mapping):
+            return
+        for k, x in v.items():
+            path = f"{prefix}.{k}" if prefix else str(k)
+            if is_secret_field(k):
+                if isinstance(x, str) and x and x != REDACTED:
+                    out[secret_env_name(path)] = x
+            else:
+                walk(x, path)
+
+    walk(plain, "")
+    return out
+
+
+def resolve_redacted(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``data`` with each ``"<redacted>"`` secret replaced by its real source, or refused.
+
+    The source is, in order: a set sibling ``<field>_file`` (the secret becomes empty and
+    the file is used), the environment variable :func:`secret_env_name` names. Without
+    either, raises :class:`ConfigError` naming the field and saying what to pass.
+    """
+    out = dict(data)
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            out[key] = resolve_redacted(value, path)
+        elif is_secret_field(key) and value == REDACTED:
+            sibling = data.get(f"{key}_file")
+            env = secret_env_name(path)
+            if isinstance(sibling, str) and sibling:
+                out[key] = ""
+            elif os.environ.get(env):
+                out[key] = os.environ[env]
+            else:
+                file_hint = f", set {path}_file" if key.endswith("token") else ""
+                raise ConfigError(
+                    path,
+                    REDACTED,
+                    "this config file was saved with the secret removed; pass "
+                    f"--{path}=<value>{file_hint} or set the environment variable {env}",
+                )
+    return out
+
+
+def _is_set(value: object) -> bool:
+    return value is not None and value != "" and value != REDACTED
 
 
 # ----------------------------------------------------------------------------- help text

@@ -10,6 +10,11 @@ algorithm itself says shaped its networks), not from the run config, so an overr
 the learning section can never silently change the architecture. A frozen pretrained
 backbone is loaded from the checkpoint's own tensors too: the evaluating machine does
 not need the original ``encoder.pretrained`` file.
+
+The files read (``meta.json``, the algorithm part) are checked against the sizes and
+sha256 hashes recorded in the checkpoint's ``COMPLETE`` marker, so altered or truncated
+weights raise :class:`CheckpointError` naming the file instead of loading silently. A run
+folder resolves to its newest checkpoint whose policy files are intact.
 """
 
 from __future__ import annotations
@@ -31,12 +36,16 @@ from hilrl.policies.sac_policy import ActionSpec, SACPolicy
 from hilrl.runtime.checkpoint import (
     MARKER,
     CheckpointError,
-    latest_checkpoint,
+    newest_intact_checkpoint,
+    part_files,
     read_meta,
+    verify_checkpoint,
 )
 
 POLICY_PREFIX = "nets."
 """Prefix of the actor-side tensors in the algorithm part (see ``SAC._network_tensors``)."""
+POLICY_PART = "algorithm"
+"""The checkpoint part that holds the policy tensors."""
 CHECKPOINTS_DIR = "checkpoints"
 CONFIG_FILE = "config.yaml"
 
@@ -65,8 +74,10 @@ class LoadedCheckpoint:
 def resolve_checkpoint(path: str | Path) -> Path:
     """A complete checkpoint folder from a checkpoint folder, a checkpoints root or a run folder.
 
+    From a run or checkpoints folder, the newest checkpoint whose ``meta.json`` and
+    algorithm part are intact (newer corrupt ones are skipped with a logged warning).
     Raises :class:`CheckpointError` naming the path when nothing usable is there, and
-    saying so when only interrupted (partial) checkpoints exist.
+    saying so when only interrupted (partial) or corrupt checkpoints exist.
     """
     p = Path(path)
     if not p.exists():
@@ -76,10 +87,16 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if (p / "meta.json").exists() or (p / MARKER).exists() or p.name.startswith("step_"):
         _read_meta(p)  # raises for a partial or unreadable checkpoint
         return p
+    skipped: list[tuple[Path, str]] = []
     for root in (p / CHECKPOINTS_DIR, p):
-        found = latest_checkpoint(root)
+        found, bad = newest_intact_checkpoint(root, parts=(POLICY_PART,))
         if found is not None:
             return found
+        skipped += bad
+    if skipped:
+        path, why = skipped[0]
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise CheckpointError(f"{p}: no intact checkpoint: {path.name}{more} is corrupt: {why}")
     partial = sorted(
         str(c)
         for root in (p / CHECKPOINTS_DIR, p)
@@ -98,9 +115,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def _read_meta(ckpt: Path) -> dict[str, Any]:
-    """meta.json of a complete checkpoint; CheckpointError (naming it) when unreadable."""
+    """meta.json of a complete checkpoint; CheckpointError (naming it) when unreadable.
+
+    Not yet checked against the marker: :func:`load_policy_checkpoint` does that after
+    comparing the architecture, so that a mismatch names the parameter.
+    """
     try:
-        return read_meta(ckpt)
+        return read_meta(ckpt, verify=False)
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{ckpt}: cannot read meta.json ({exc})") from exc
 
@@ -163,6 +184,7 @@ def load_policy_checkpoint(
     obs_spec, action_spec, enc_cfg, sac_cfg = _architecture(ckpt, arch, cfg)
     policy = SACPolicy(obs_spec, action_spec, enc_cfg, sac_cfg, device=_device(device))
     _check_architecture(ckpt, meta, policy)
+    verify_checkpoint(ckpt, (POLICY_PART,))  # meta.json and the algorithm part, vs the marker
     weights = read_policy_tensors(ckpt)
     counters = dict(meta.get("counters", {}))
     step = int(meta.get("step", 0))
@@ -187,21 +209,16 @@ def _policy_version(counters: Mapping[str, Any], step: int) -> int:
 
 
 def read_policy_tensors(ckpt: Path) -> dict[str, np.ndarray]:
-    """Only the ``nets.*`` tensors of the algorithm part, without the prefix, as numpy."""
-    from safetensors import safe_open
+    """Only the ``nets.*`` tensors of the algorithm part, without the prefix, as numpy.
 
-    index_path = ckpt / "algorithm.json"
-    if not index_path.is_file():
-        raise CheckpointError(
-            f"checkpoint {ckpt} has no 'algorithm' part ({index_path.name} missing)"
-        )
-    try:
-        files = json.loads(index_path.read_text())["files"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{index_path}: unreadable part index ({exc})") from exc
+    The part's index and tensor files are first checked against the marker's hashes.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    files, _ = part_files(ckpt, POLICY_PART)
     out: dict[str, np.ndarray] = {}
     for name in files:
-        shard = ckpt / str(name)
+        shard = ckpt / name
         if not shard.is_file():
             raise CheckpointError(f"checkpoint {ckpt}: tensor file {shard.name} is missing")
         try:
@@ -209,12 +226,9 @@ def read_policy_tensors(ckpt: Path) -> dict[str, np.ndarray]:
                 for key in f.keys():  # noqa: SIM118 (safe_open has keys(), not iteration)
                     if key.startswith(POLICY_PREFIX):
                         out[key[len(POLICY_PREFIX) :]] = f.get_tensor(key).numpy()
-        except (
-            OSError,
-            RuntimeError,
-            ValueError,
-        ) as exc:  # safetensors raises SafetensorError (an Exception)
-            raise CheckpointError(f"{shard}: cannot read tensors ({exc})") from exc
+        except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise CheckpointError(f"{shard}: unreadable safetensors file ({detail})") from exc
     if not out:
         raise CheckpointError(
             f"checkpoint {ckpt}: no '{POLICY_PREFIX}*' policy tensors in the algorithm part"

@@ -150,9 +150,10 @@ class RunDir:
         return self
 
     def has_checkpoints(self) -> bool:
-        from hilrl.runtime.checkpoint import latest_checkpoint
+        """True when a complete checkpoint exists (cheap: its files are not verified)."""
+        from hilrl.runtime.checkpoint import list_checkpoints
 
-        return latest_checkpoint(self.checkpoints) is not None
+        return bool(list_checkpoints(self.checkpoints))
 
     def run_id(self) -> str:
         """The run's id from ``run.json``; a new one is written when none exists."""
@@ -258,18 +259,32 @@ def prepare_run(output_dir: str | Path, resume: bool) -> RunDir:
     """Create the run folder for a fresh run, or check that there is one to resume.
 
     A fresh run refuses a folder that already holds checkpoints or episode metrics (an
-    earlier run: it would mix the two) and gets a new run id; ``resume`` needs a complete
-    checkpoint and keeps the id. Raises :class:`ConfigError` naming ``run.output_dir``.
+    earlier run: it would mix the two) and gets a new run id; ``resume`` needs an intact
+    complete checkpoint (files checked against their recorded hashes; corrupt newer ones
+    are skipped with a warning) and keeps the id. Folders left in ``checkpoints/`` by
+    crashed saves are removed. Raises :class:`ConfigError` naming ``run.output_dir``.
     """
     from hilrl.config.loader import ConfigError
+    from hilrl.runtime.checkpoint import remove_stale_temps
 
     run = RunDir.of(output_dir)
     if resume:
-        if not run.has_checkpoints():
+        from hilrl.runtime.checkpoint import newest_intact_checkpoint
+
+        found, skipped = newest_intact_checkpoint(run.checkpoints)
+        if found is None:
+            why = (
+                f" that is intact ({len(skipped)} corrupt, newest: {skipped[0][1]})"
+                if skipped
+                else ""
+            )
             raise ConfigError(
-                "run.output_dir", str(run.root), "--resume: no complete checkpoint to resume from"
+                "run.output_dir",
+                str(run.root),
+                f"--resume: no complete checkpoint to resume from{why}",
             )
         run.create()
+        remove_stale_temps(run.checkpoints)
         run.run_id()
         return run
     if run.has_checkpoints() or _nonempty(run.episodes_jsonl) or _nonempty(run.learner_jsonl):
@@ -280,6 +295,7 @@ def prepare_run(output_dir: str | Path, resume: bool) -> RunDir:
             "choose another run.output_dir",
         )
     run.create()
+    remove_stale_temps(run.checkpoints)
     run.new_run_id()
     return run
 
