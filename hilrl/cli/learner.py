@@ -2,7 +2,9 @@
 
 The loop lives in :mod:`hilrl.runtime.learner`. It serves actors on
 ``transport.host:port`` (``hilrl actor`` on this or other machines) and writes the run
-folder ``run.output_dir``. SIGINT / SIGTERM stop it after a final checkpoint.
+folder ``run.output_dir``. SIGINT / SIGTERM stop it after a final checkpoint. Exit code
+1 when training fails (``train.max_consecutive_skips`` update calls in a row skipped or
+non-finite), 2 for a config or demo dataset problem.
 """
 
 from __future__ import annotations
@@ -38,15 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hilrl.runtime.learner import run_learner_process
+    from hilrl.runtime.learner import LearnerFailed, run_learner_process
     from hilrl.runtime.stopping import StopFlag, handle_signals
 
     cfg = config_from_args(RootConfig, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     stop = StopFlag()
     with handle_signals(stop):  # held to the end: a late SIGTERM must not kill the exit
-        reason = run_learner_process(
-            cfg, resume=args.resume, local_actors=max(args.local_actors, 0), stop=stop
-        )
+        try:
+            reason = run_learner_process(
+                cfg, resume=args.resume, local_actors=max(args.local_actors, 0), stop=stop
+            )
+        except LearnerFailed as exc:
+            print(f"hilrl learner: {exc}", file=sys.stderr)
+            return 1
         print(f"learner: stopped ({reason})", file=sys.stderr)
     return 0

@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hilrl.data.lerobot import DatasetError
+    from hilrl.runtime.learner import LearnerFailed
     from hilrl.runtime.offline import train_offline
 
     cfg = config_from_args(RootConfig, args)
@@ -43,4 +44,7 @@ def run(args: argparse.Namespace) -> int:
     except DatasetError as exc:
         print(f"hilrl train-offline: {exc}", file=sys.stderr)
         return 2
+    except LearnerFailed as exc:
+        print(f"hilrl train-offline: {exc}", file=sys.stderr)
+        return 1
     return 130 if result.interrupted else 0

@@ -53,6 +53,8 @@ class TrainConfig:
     """Actor: give up if the learner's first weights do not arrive within this time."""
     shutdown_timeout_s: float = 60.0
     """hilrl train: seconds each process gets to stop cleanly (actors flush, learner checkpoints) before it is killed."""
+    max_consecutive_skips: int = 100
+    """Stop the learner with an error (exit code 1) after this many update calls in a row made no real update: every batch skipped for non-finite inputs, or non-finite losses / values (a diverged critic). The final checkpoint is saved only while the networks are finite, so the newest checkpoint is the last good state. 0: never stop (only count them)."""
 
     def validate(self) -> None:
         if self.num_actors < 0:
@@ -67,6 +69,7 @@ class TrainConfig:
             "learner_torch_threads",
             "final_eval_episodes",
             "final_eval_videos",
+            "max_consecutive_skips",
         )
         for name in counts:
             if getattr(self, name) < 0:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,7 +68,20 @@ class ReplayBuffers:
         """Actor transitions in order (send them per actor: interleaving costs memory)."""
         if not transitions:
             return
-        arrays = transitions_to_arrays(transitions)
+        self.add_arrays(transitions_to_arrays(transitions))
+
+    def check_transitions(self, transitions: Sequence[Transition]) -> tuple:  # type: ignore[type-arg]
+        """Actor transitions as storage arrays, or :class:`TransitionError` naming the bad one.
+
+        See :func:`checked_transition_arrays`; nothing is added.
+        """
+        return checked_transition_arrays(transitions, self.online.shapes, self.online.action_dim)
+
+    def add_arrays(self, arrays: tuple) -> None:  # type: ignore[type-arg]
+        """Add :func:`transitions_to_arrays` / :meth:`check_transitions` output (routing as
+        :meth:`add_transitions`)."""
+        if len(arrays[1]) == 0:
+            return
         self.online.add_batch(*arrays)
         mask = arrays[6]
         if mask.any():
@@ -136,6 +150,172 @@ def transitions_to_arrays(ts: Sequence[Transition]) -> tuple:  # type: ignore[ty
         np.array([t.is_intervention for t in ts], bool),
         np.array([t.discrete_penalty for t in ts], np.float32),
     )
+
+
+class TransitionError(ValueError):
+    """An actor message that does not fit the replay: one line naming the transition and field."""
+
+
+_SCALARS = (
+    ("reward", np.float32),
+    ("discrete_penalty", np.float32),
+    ("terminated", bool),
+    ("truncated", bool),
+    ("is_intervention", bool),
+)
+
+
+def checked_transition_arrays(
+    ts: Sequence[Transition], shapes: Mapping[str, tuple[int, ...]], action_dim: int
+) -> tuple:  # type: ignore[type-arg]
+    """:func:`transitions_to_arrays` in the replay's storage dtypes, every transition checked.
+
+    Checked against the replay's layout (``shapes``: observation key -> per-row shape,
+    ``action_dim``): the observation keys of ``observation`` and ``next_observation``
+    (exactly those of ``shapes``), each one's shape and dtype (images uint8, the state
+    numeric), the action's shape, scalar reward / penalty / flags; then every float field
+    is converted to float32, the storage dtype, and must be finite there (a reward of
+    1e39 is finite in float64 but inf in float32). uint8 images are never scanned.
+
+    Vectorised over the message; only a bad message is walked transition by transition
+    to name the first bad one. Raises :class:`TransitionError` (a ``ValueError``) with
+    one line such as ``transition 3: reward 1e+39 is not finite in float32``.
+    """
+    n = len(ts)
+    keys = list(shapes)
+    try:
+        obs = {k: np.stack([np.asarray(t.observation[k]) for t in ts]) for k in keys}
+        nxt = {k: np.stack([np.asarray(t.next_observation[k]) for t in ts]) for k in keys}
+        actions = np.stack([np.asarray(t.action) for t in ts])
+        scalars = [np.array([getattr(t, name) for t in ts]) for name, _ in _SCALARS]
+        extra = any(
+            len(t.observation) != len(keys) or len(t.next_observation) != len(keys) for t in ts
+        )
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        _explain(ts, shapes, action_dim)
+        raise TransitionError(f"transitions: {exc}") from exc
+    ok = not extra and actions.shape == (n, action_dim) and actions.dtype.kind in "fiu"
+    for k, shape in shapes.items():
+        for arr in (obs[k], nxt[k]):
+            image = k != STATE_KEY
+            ok = ok and arr.shape == (n, *shape)
+            ok = ok and (arr.dtype == np.uint8 if image else arr.dtype.kind in "fiu")
+    for (_, dtype), arr in zip(_SCALARS, scalars):
+        ok = ok and arr.shape == (n,) and _scalar_ok(arr, dtype)
+    if not ok:
+        _explain(ts, shapes, action_dim)
+        raise TransitionError("transitions do not fit the replay")  # not reached
+    with np.errstate(over="ignore", invalid="ignore"):  # float64 -> float32 overflow: inf
+        floats: list[tuple[str, np.ndarray]] = []
+        if STATE_KEY in shapes:
+            obs[STATE_KEY] = obs[STATE_KEY].astype(np.float32, copy=False)
+            nxt[STATE_KEY] = nxt[STATE_KEY].astype(np.float32, copy=False)
+            floats.append((f"observation[{STATE_KEY!r}]", obs[STATE_KEY]))
+            floats.append((f"next_observation[{STATE_KEY!r}]", nxt[STATE_KEY]))
+        actions32 = actions.astype(np.float32, copy=False)
+        floats.append(("action", actions32))
+        converted = [a.astype(dtype, copy=False) for (_, dtype), a in zip(_SCALARS, scalars)]
+        floats += [(name, a) for (name, dtype), a in zip(_SCALARS, converted) if dtype is not bool]
+    first: tuple[int, str] | None = None
+    for name, arr in floats:
+        good = np.isfinite(arr).reshape(n, -1).all(axis=1)
+        if not good.all():
+            row = int(np.argmin(good))
+            if first is None or row < first[0]:
+                first = (row, name)
+    if first is not None:
+        row, name = first
+        raise TransitionError(f"transition {row}: {_nonfinite_text(ts[row], name)}")
+    return (
+        obs,
+        actions32,
+        converted[0],
+        nxt,
+        converted[2],
+        converted[3],
+        converted[4],
+        converted[1],
+    )
+
+
+def _nonfinite_text(t: Transition, name: str) -> str:
+    """``reward 1e+39 is not finite in float32`` (the value as sent, before conversion)."""
+    if name.startswith("observation["):
+        value = np.asarray(t.observation[STATE_KEY])
+    elif name.startswith("next_observation["):
+        value = np.asarray(t.next_observation[STATE_KEY])
+    else:
+        value = np.asarray(getattr(t, name))
+    if value.ndim == 0:
+        return f"{name} {float(value):g} is not finite in float32"
+    flat = value.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        idx = int(np.argmin(np.isfinite(flat.astype(np.float32))))
+    return f"{name}[{idx}] {float(flat[idx]):g} is not finite in float32"
+
+
+def _explain(
+    ts: Sequence[Transition], shapes: Mapping[str, tuple[int, ...]], action_dim: int
+) -> None:
+    """Raise :class:`TransitionError` for the first transition that does not fit."""
+    for i, t in enumerate(ts):
+        problem = _transition_problem(t, shapes, action_dim)
+        if problem:
+            raise TransitionError(f"transition {i}: {problem}")
+
+
+def _transition_problem(
+    t: Transition, shapes: Mapping[str, tuple[int, ...]], action_dim: int
+) -> str:
+    for what in ("observation", "next_observation"):
+        obs = getattr(t, what, None)
+        if not isinstance(obs, Mapping):
+            return f"{what} is {type(obs).__name__}, not a mapping of arrays"
+        missing = [k for k in shapes if k not in obs]
+        if missing:
+            return f"{what} lacks {missing}"
+        unknown = sorted(str(k) for k in obs if k not in shapes)
+        if unknown:
+            return f"{what} has keys {unknown} this run does not observe (expected {list(shapes)})"
+        for k, shape in shapes.items():
+            try:
+                arr = np.asarray(obs[k])
+            except (ValueError, TypeError) as exc:
+                return f"{what}[{k!r}] is not an array ({exc})"
+            if arr.shape != shape:
+                return f"{what}[{k!r}] has shape {arr.shape}, expected {shape}"
+            if k != STATE_KEY and arr.dtype != np.uint8:
+                return f"{what}[{k!r}] has dtype {arr.dtype}, expected uint8"
+            if k == STATE_KEY and arr.dtype.kind not in "fiu":
+                return f"{what}[{k!r}] has dtype {arr.dtype}, expected float32"
+    try:
+        action = np.asarray(t.action)
+    except (ValueError, TypeError) as exc:
+        return f"action is not an array ({exc})"
+    if action.shape != (action_dim,):
+        return f"action has shape {action.shape}, expected ({action_dim},)"
+    if action.dtype.kind not in "fiu":
+        return f"action has dtype {action.dtype}, expected float32"
+    for name, dtype in _SCALARS:
+        try:
+            value = np.asarray(getattr(t, name))
+        except (ValueError, TypeError, AttributeError) as exc:
+            return f"{name} is not a scalar ({exc})"
+        if value.shape != ():
+            return f"{name} has shape {value.shape}, expected a scalar"
+        if not _scalar_ok(value, dtype):
+            want = "a bool" if dtype is bool else "a number"
+            return f"{name} = {value.tolist()!r} ({value.dtype}), expected {want}"
+    return ""
+
+
+def _scalar_ok(arr: np.ndarray, dtype: Any) -> bool:
+    """Numbers (bools too) for float fields; bools or 0 / 1 for flags."""
+    if dtype is not bool:
+        return arr.dtype.kind in "fiub"
+    if arr.dtype.kind == "b":
+        return True
+    return arr.dtype.kind in "iu" and bool(((arr == 0) | (arr == 1)).all())
 
 
 def _rows(arrays: tuple, rows: np.ndarray) -> tuple:  # type: ignore[type-arg]

@@ -6,10 +6,18 @@ and action layout, which the networks are built for), the sampler draws every ro
 it, and the result is an ordinary checkpoint in ``<run.output_dir>/checkpoints``. An
 actor, ``hilrl eval``, or ``hilrl train --resume`` (online fine-tuning, keeping the
 demo buffer when it was saved) can start from it.
+
+As in the online learner, only real updates count (``--updates`` is the number of update
+calls; one whose batches were all skipped or whose values came out non-finite is
+counted in ``skipped_batches`` / ``nonfinite_losses`` instead), after
+``train.max_consecutive_skips`` such calls in a row the run stops with
+:class:`~hilrl.runtime.learner.LearnerFailed`, and a checkpoint is never written with
+non-finite networks.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -51,7 +59,14 @@ def train_offline(
     from hilrl.data.mixer import MixedSampler, ReplayBuffers
     from hilrl.runtime.checkpoint import save_checkpoint
     from hilrl.runtime.demos import is_dataset, load_demos
-    from hilrl.runtime.learner import Counters, MetricsAverage
+    from hilrl.runtime.learner import (
+        Counters,
+        LearnerFailed,
+        MetricsAverage,
+        json_safe,
+        nonfinite_tensors,
+        split_update_metrics,
+    )
     from hilrl.runtime.specs import specs_from_config
 
     out = out if out is not None else sys.stderr
@@ -91,7 +106,14 @@ def train_offline(
     last_log, last_updates = started, 0
     metrics = MetricsAverage()
 
-    def checkpoint() -> Path:
+    def checkpoint() -> Path | None:
+        bad = nonfinite_tensors(sac.state_dict())
+        if bad:
+            out.write(
+                f"train-offline: checkpoint not saved: non-finite values in {len(bad)} tensors "
+                f"({', '.join(bad[:3])})\n"
+            )
+            return None
         data = asdict(counters)
         data["elapsed_s"] = time.monotonic() - started
         data["offline_dataset"] = str(path)
@@ -117,22 +139,48 @@ def train_offline(
                 "updates_per_s": round(rate, 3),
                 "replay_sizes": {n: len(b) for n, b in buffers.by_name().items()},
                 "policy_version": -1,
+                "skipped_batches": counters.skipped_batches,
+                "nonfinite_losses": counters.nonfinite_losses,
             }
-            record.update(metrics.take())
-            log.write(record)
+            values, nonfinite = metrics.take_with_counts()
+            counters.nonfinite_metrics += sum(nonfinite.values())
+            record["nonfinite_metrics"] = counters.nonfinite_metrics
+            record.update(values)
+            record.update({f"nonfinite/{k}": n for k, n in sorted(nonfinite.items())})
+            log.write(json_safe(record))
 
         interrupted = False
+        failure = ""
+        bad_in_row = 0
+        limit = cfg.train.max_consecutive_skips
         try:
             bar = tqdm(
                 total=updates, desc="train-offline", unit="upd", file=out, disable=not progress
             )
             with bar:
                 for _ in range(updates):
-                    metrics.add(sac.update(sampler.next()))
-                    counters.updates += 1
+                    values, skipped, real = split_update_metrics(sac.update(sampler.next()))
+                    metrics.add(values)
+                    counters.skipped_batches += skipped
+                    if not all(map(math.isfinite, values.values())):
+                        counters.nonfinite_losses += 1
                     bar.update(1)
-                    if ck.every_steps and counters.updates % ck.every_steps == 0:
-                        checkpoint()
+                    if real:
+                        bad_in_row = 0
+                        counters.updates += 1
+                        if ck.every_steps and counters.updates % ck.every_steps == 0:
+                            checkpoint()
+                    else:
+                        bad_in_row += 1
+                        if limit and bad_in_row >= limit:
+                            failure = (
+                                f"training failed: {bad_in_row} update calls in a row made no "
+                                f"real update (train.max_consecutive_skips={limit}): "
+                                f"{counters.skipped_batches} skipped batches (non-finite "
+                                f"dataset values), {counters.nonfinite_losses} non-finite "
+                                "losses / values"
+                            )
+                            break
                     now = time.monotonic()
                     if now >= next_log:
                         log_line(now)
@@ -147,6 +195,21 @@ def train_offline(
             sampler.close()
         log_line(time.monotonic())
     final = checkpoint()
+    if failure:
+        last = str(final) if final is not None else latest_checkpoint_text(run.checkpoints)
+        raise LearnerFailed(f"{failure}; last good checkpoint: {last}")
+    if final is None:
+        raise LearnerFailed(
+            "the networks came out non-finite: no checkpoint saved "
+            f"(last good checkpoint: {latest_checkpoint_text(run.checkpoints)})"
+        )
     wall = time.monotonic() - started
     out.write(f"train-offline: {counters.updates} updates in {wall:.1f} s; checkpoint {final}\n")
     return OfflineResult(counters.updates, episodes, count, final, wall, interrupted)
+
+
+def latest_checkpoint_text(root: Path) -> str:
+    from hilrl.runtime.checkpoint import latest_checkpoint
+
+    last = latest_checkpoint(root)
+    return str(last) if last is not None else "none"

@@ -9,7 +9,13 @@ follows both (any process can, the launcher included) and turns them into one li
 (with the operator's help), *alone* those without a single intervention step, *interv*
 the mean intervention rate, *lag* how many weight versions the newest episode's policy
 is behind the learner's, and *eval* (when evaluation runs) the success of the last
-evaluation episodes.
+evaluation episodes. Trouble is appended as an alarm::
+
+    ... | ALARM non-finite critic_loss,q_mean | skipped 340 | non-finite updates 12 | rejected 3
+
+*non-finite* names the metrics with nan / inf values in the newest learner line,
+*skipped* counts batch chunks skipped for non-finite inputs, *non-finite updates* the
+update calls with non-finite values, *rejected* the actor messages the learner refused.
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ class RunStatus:
     learner_version: int = -1
     actor_version: int = -1
     episodes: int = 0
+    skipped_batches: int = 0
+    nonfinite_losses: int = 0
+    ingest_rejected: int = 0
+    nonfinite_keys: list[str] = field(default_factory=list)
+    """Metrics with non-finite values in the newest learner line."""
     train: deque[dict[str, Any]] = field(default_factory=deque)
     evals: deque[dict[str, Any]] = field(default_factory=deque)
     _offsets: dict[str, int] = field(default_factory=dict)
@@ -57,6 +68,12 @@ class RunStatus:
             self.updates = int(record.get("updates", self.updates))
             self.updates_per_s = float(record.get("updates_per_s", 0.0))
             self.learner_version = int(record.get("policy_version", self.learner_version))
+            self.skipped_batches = int(record.get("skipped_batches", self.skipped_batches))
+            self.nonfinite_losses = int(record.get("nonfinite_losses", self.nonfinite_losses))
+            self.ingest_rejected = int(record.get("ingest_rejected", self.ingest_rejected))
+            self.nonfinite_keys = sorted(
+                k.split("/", 1)[1] for k in record if k.startswith("nonfinite/")
+            )
 
     def _new(self, path: Any) -> list[dict[str, Any]]:
         key = str(path)
@@ -102,7 +119,20 @@ class RunStatus:
         if self.learner_version >= 0 and self.actor_version >= 0:
             parts.append(f"lag {max(self.learner_version - self.actor_version, 0)}")
         parts.append(format_duration(elapsed_s))
-        return " | ".join(parts)
+        return " | ".join(parts + self.alarms())
+
+    def alarms(self) -> list[str]:
+        """What is wrong with the learner's data or training (empty: nothing)."""
+        out = []
+        if self.nonfinite_keys:
+            out.append("ALARM non-finite " + ",".join(self.nonfinite_keys))
+        if self.skipped_batches:
+            out.append(f"skipped {self.skipped_batches:,}")
+        if self.nonfinite_losses:
+            out.append(f"non-finite updates {self.nonfinite_losses:,}")
+        if self.ingest_rejected:
+            out.append(f"rejected {self.ingest_rejected:,}")
+        return out
 
 
 def _pct(value: float | None) -> str:
