@@ -8,11 +8,11 @@ dashboard shows the metrics TensorBoard shows. W&B is optional: ``pip install wa
 from __future__ import annotations
 
 import importlib
-from dataclasses import asdict
+from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any
 
-from hilrl.config.loader import ConfigError
+from hilrl.config.loader import ConfigError, redact_secrets
 from hilrl.config.root import RunConfig
 
 
@@ -54,7 +54,8 @@ def _start_wandb(run_cfg: RunConfig, config: Any, name: str, run_dir: Path) -> A
         raise ConfigError(
             "run.wandb", True, "Weights & Biases is not installed: pip install 'hilrl[wandb]'"
         ) from exc
-    plain = asdict(config) if config is not None and hasattr(config, "__dataclass_fields__") else {}
+    # Never the token: W&B keeps the config on its servers and under <run>/wandb.
+    plain = redact_secrets(config) if config is not None and is_dataclass(config) else {}
     run = wandb.init(
         project=run_cfg.wandb_project,
         entity=run_cfg.wandb_entity,

@@ -60,13 +60,16 @@ def test_wandb_receives_the_same_scalars_as_tensorboard(
     tmp_path: Path, fake_wandb: list[FakeWandbRun]
 ) -> None:
     cfg = RunConfig(output_dir=str(tmp_path), wandb=True, wandb_project="p", wandb_mode="offline")
-    log = ScalarLogger(tmp_path / "tensorboard", cfg, RootConfig(), name="run-a")
+    root = RootConfig()
+    root.transport.token = "s3cret-token"
+    log = ScalarLogger(tmp_path / "tensorboard", cfg, root, name="run-a")
     log.log_many({"episode/return": 1.0, "episode/success": 1.0}, 10)
     log.log("learner/critic_loss", 0.25, 20)
     log.close()
     (run,) = fake_wandb
     assert run.init["project"] == "p" and run.init["mode"] == "offline"
     assert run.init["config"]["env"]["fps"] == 10  # the whole config goes to W&B
+    assert "s3cret-token" not in repr(run.init["config"])  # but never a secret
     assert ("*", "env_steps") in run.metrics and run.finished
     from_wandb: dict[str, list[tuple[int, float]]] = {}
     for entry in run.logged:
