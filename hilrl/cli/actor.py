@@ -3,7 +3,9 @@
 The loop lives in :mod:`hilrl.runtime.actor`. It connects to the learner at
 ``transport.host:port``, waits for its first weights, and runs episodes until its step
 budget is used (``--max-steps``; default ``run.total_env_steps / train.num_actors``) or
-SIGINT / SIGTERM, then flushes what is still queued.
+SIGINT / SIGTERM, then flushes what is still queued. With ``--state-file`` it reserves
+each episode index there before the episode starts, so a restarted actor never repeats
+an episode index or seed (``hilrl train`` restarts an actor that died this way).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import math
 import re
 import sys
+from pathlib import Path
 
 from hilrl.cli.common import add_config_arguments, config_from_args
 from hilrl.config.loader import ConfigError
@@ -31,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="I",
-        help="index for the episode seeds (run.seed + I * 100000 + episode); default: the "
-        "number at the end of --actor-id, else 0",
+        help="index for the episode seeds (the seed stream train/actor<I>, see hilrl.seeds); "
+        "default: the number at the end of --actor-id, else 0",
     )
     parser.add_argument(
         "--max-steps",
@@ -46,7 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="K",
-        help="index of the first episode (a resumed actor continues its seeds)",
+        help="index of the first episode (a resumed actor continues its seeds); with "
+        "--state-file the larger of this and the file's next index",
+    )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="JSON file where the actor reserves each episode index before the episode starts "
+        "(atomic writes); a restarted actor continues after the indices it finds there, so no "
+        "episode index or seed is used twice (hilrl train passes <run>/actors/<id>.json)",
     )
     parser.add_argument(
         "--num-actors",
@@ -99,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         max_steps=max_steps,
         first_episode=max(args.first_episode, 0),
         num_actors=num,
+        state_file=args.state_file,
     )
     stop = StopFlag()
     try:

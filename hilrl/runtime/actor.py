@@ -5,7 +5,8 @@ Run it with ``hilrl actor --config FILE --actor-id robot-1`` (``hilrl train`` st
 
     weights = endpoint.wait_for_weights(...)          # the learner publishes v0 at start
     for episode in count(first_episode):
-        obs = env.reset(seed=episode_seed(run.seed, 'train', actor_index, episode))
+        reserve episode in the state file (next index: episode + 1)
+        obs = env.reset(seed=episode_seed(run.seed, actor_stream('train', actor_index), episode))
         until the episode ends:
             load newer weights (only here, between two steps)
             action = policy.act(obs)
@@ -22,26 +23,52 @@ The learner's published weights carry three numbers besides the networks
 ``train.updates_per_env_step`` > 0 the allowance is how many more env steps all actors
 together may take before the learner's next publication; an actor that used its share
 waits (holding the arm with the safety watchdog) until new weights come. It also waits
-for the first weights the same way. Actor 0 runs deterministic evaluation episodes,
-with the operator detached, every ``train.eval_every_episodes`` training episodes; their
-steps are not sent for training and do not count towards the step budget.
+for the first weights the same way. Actor 0 runs deterministic evaluation episodes
+every ``train.eval_every_episodes`` training episodes; their steps are not sent for
+training and do not count towards the step budget.
+
+Episode indices and seeds never repeat. Seeds come from :func:`hilrl.seeds.episode_seed`
+with the stream ``actor_stream('train' | 'eval', actor_index)``. With a state file
+(:attr:`ActorOptions.state_file`; ``hilrl train`` gives each actor
+``<run>/actors/<actor_id>.json``) the actor *reserves* every episode index before it
+resets the env, written atomically (:func:`write_actor_state`), and a new incarnation
+starts after the highest reserved index (and after ``first_episode``, whichever is
+larger): an actor killed at any moment, even with SIGKILL, leaves at most a gap.
+
+The operator during evaluation: their *events* count as in training (quit stops the
+actor, pause pauses it, success / failure / rerecord end the episode), their *actions*
+never reach the arm (the episode measures the policy alone). An operator who takes over
+during an evaluation episode ends it at that tick: the episode is reported with
+``extra['operator_takeover'] = 1`` and ``extra['interrupted'] = 1`` (not a success
+unless the env reported one on that very tick) and the rest of that evaluation round is
+skipped, so the operator gets the controls back with the next training episode.
+
+A pause ends the episode: the step that carried the pause event is sent as a truncation
+(its ``next_observation`` is the true one, so it bootstraps), the arm is held until the
+operator resumes, and a new episode starts with a reset. The observation taken before
+the pause is never used again (the world may have changed while paused; there is no
+generic way to read a fresh observation through every wrapper of the stack without a
+step). Such episodes carry ``extra['interrupted'] = 1``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
 import time
-import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 
+from hilrl import seeds
 from hilrl.config.root import RootConfig
-from hilrl.core import Policy
+from hilrl.core import InputController, Policy, TeleopCommand
 from hilrl.policies.sac_policy import SACPolicy
 from hilrl.runtime.stopping import StopFlag
 from hilrl.transport.api import ActorEndpoint
@@ -62,13 +89,11 @@ META_ALLOWANCE = "meta.step_allowance"
 
 
 def episode_seed(run_seed: int, stream: str, actor_index: int, episode: int) -> int:
-    """The reset seed of an actor's training (``stream='train'``) or eval episode.
+    """Deprecated alias: :func:`hilrl.seeds.episode_seed` of ``actor_stream(stream, actor_index)``.
 
-    Hashed with a SeedSequence, not ``run.seed + episode``: with the sum, runs seeded 0 and
-    1 would replay the same cube layouts shifted by one episode, so "3 seeds" would be one.
+    The actor itself calls :mod:`hilrl.seeds`; this stays only for old callers.
     """
-    key = [run_seed & 0xFFFFFFFF, zlib.crc32(stream.encode()), actor_index, episode]
-    return int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint32)[0])
+    return seeds.episode_seed(run_seed, seeds.actor_stream(stream, actor_index), episode)
 
 
 WAIT_TICK_S = 0.05
@@ -87,6 +112,10 @@ class ActorOptions:
     """Training env steps to take (None: until stopped)."""
     first_episode: int = 0
     """Index (and seed offset) of the first episode: a resumed actor continues its sequence."""
+    first_eval_episode: int = 0
+    """Index of the first evaluation episode (its own seed stream)."""
+    state_file: Path | None = None
+    """Where the actor reserves its episode indices (see the module docstring); None: nowhere."""
     seed: int = 0
     weights_timeout_s: float = 300.0
     eval_every_episodes: int = 0
@@ -102,6 +131,7 @@ class ActorOptions:
         max_steps: int | None,
         first_episode: int = 0,
         num_actors: int | None = None,
+        state_file: Path | None = None,
     ) -> ActorOptions:
         return cls(
             actor_id=actor_id,
@@ -109,6 +139,7 @@ class ActorOptions:
             num_actors=max(1, cfg.train.num_actors if num_actors is None else num_actors),
             max_steps=max_steps,
             first_episode=first_episode,
+            state_file=state_file,
             seed=cfg.run.seed,
             weights_timeout_s=cfg.train.weights_timeout_s,
             eval_every_episodes=cfg.train.eval_every_episodes if actor_index == 0 else 0,
@@ -126,8 +157,98 @@ class ActorSummary:
     intervention_steps: int = 0
     eval_episodes: int = 0
     eval_successes: int = 0
+    eval_takeovers: int = 0
+    """Evaluation episodes the operator took over (ended early, see the module docstring)."""
+    pauses: int = 0
     policy_version: int = -1
     reason: str = ""
+
+
+ACTORS_DIR = "actors"
+"""Sub-folder of the run folder with one state file per local actor (``hilrl train``)."""
+
+
+def actor_state_path(run_root: str | Path, actor_id: str) -> Path:
+    """``<run>/actors/<actor_id>.json``: where ``hilrl train``'s actor keeps its state."""
+    return Path(run_root) / ACTORS_DIR / f"{actor_id}.json"
+
+
+@dataclass
+class ActorState:
+    """An actor's state file: the next free episode indices, reserved before each reset.
+
+    ``steps`` counts the training env steps taken before the newest reservation, summed
+    over the actor's incarnations (the launcher derives a restarted actor's remaining
+    budget from it; steps of an episode cut by a crash are not in it).
+    """
+
+    actor_id: str
+    actor_index: int
+    next_episode: int = 0
+    next_eval_episode: int = 0
+    steps: int = 0
+
+
+def read_actor_state(path: str | Path) -> ActorState | None:
+    """The state in ``path``; None when there is none (or it is unreadable: never half-written)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return ActorState(
+            actor_id=str(data["actor_id"]),
+            actor_index=int(data["actor_index"]),
+            next_episode=max(int(data.get("next_episode", 0)), 0),
+            next_eval_episode=max(int(data.get("next_eval_episode", 0)), 0),
+            steps=max(int(data.get("steps", 0)), 0),
+        )
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def write_actor_state(path: str | Path, state: ActorState) -> None:
+    """Replace ``path`` atomically (temporary file, fsync, ``os.replace``).
+
+    A process killed at any moment leaves either the old or the new file, never a mix.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(asdict(state), f)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class _EventsOnly:
+    """An input controller seen through evaluation: events pass, actions never do.
+
+    ``takeover`` is set when the operator tried to take the controls since the last reset.
+    """
+
+    def __init__(self, inner: InputController) -> None:
+        self.inner = inner
+        self.takeover = False
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+    def reset(self) -> None:
+        self.takeover = False
+        self.inner.reset()
+
+    def poll(self, observation: Observation, info: Mapping[str, object]) -> TeleopCommand:
+        cmd = self.inner.poll(observation, info)
+        self.takeover = self.takeover or bool(cmd.is_intervening)
+        return TeleopCommand(False, None, cmd.events)
+
+    def end_episode(self, success: bool) -> None:
+        end_episode = getattr(self.inner, "end_episode", None)
+        if callable(end_episode):
+            end_episode(success)
 
 
 class ActorLoop:
@@ -156,6 +277,12 @@ class ActorLoop:
         self._version = -1
         self._allowance = -1
         self._since_weights = 0
+        self._next_episode = max(options.first_episode, 0)
+        self._next_eval = max(options.first_eval_episode, 0)
+        self._base_steps = 0
+        self._state_warned = False
+        if options.state_file is not None:
+            self._load_state(Path(options.state_file))
 
     # ------------------------------------------------------------------ the loop
 
@@ -164,30 +291,37 @@ class ActorLoop:
         if not self._wait_for_weights(first=True):
             self.summary.reason = self.stop.reason or "stopped"
             return self.summary
-        episode = self.opts.first_episode
-        evals = 0
+        first = self._next_episode
         while not self._finished():
+            episode = self._next_episode
             if not self._episode(episode, evaluate=False):
                 break
-            episode += 1
             every = self.opts.eval_every_episodes
-            if every and (episode - self.opts.first_episode) % every == 0:
+            if every and (episode + 1 - first) % every == 0:
                 for _ in range(self.opts.eval_episodes):
-                    if self.stop.is_set() or not self._episode(evals, evaluate=True):
+                    if self.stop.is_set() or not self._episode(self._next_eval, evaluate=True):
                         break
-                    evals += 1
         if not self.summary.reason:
             self.summary.reason = self.stop.reason if self.stop.is_set() else "step budget done"
         self.summary.policy_version = self._version
+        self._save_state()
         return self.summary
 
     def _episode(self, index: int, evaluate: bool) -> bool:
-        """One episode; False when it was cut short (stop, budget, operator quit)."""
+        """One episode; False when it was cut short (stop, budget, operator quit).
+
+        An evaluation episode also returns False after an operator takeover (the rest
+        of the evaluation round is skipped; training goes on).
+        """
         opts = self.opts
-        seed = episode_seed(opts.seed, "eval" if evaluate else "train", opts.actor_index, index)
+        self._reserve(index, evaluate)
+        stream = seeds.actor_stream("eval" if evaluate else "train", opts.actor_index)
+        seed = seeds.episode_seed(opts.seed, stream, index)
         controller = self.intervention.controller if self.intervention is not None else None
-        if evaluate and self.intervention is not None:
-            self.intervention.controller = None  # nobody intervenes in an evaluation
+        watched: _EventsOnly | None = None
+        if evaluate and self.intervention is not None and controller is not None:
+            watched = _EventsOnly(controller)
+            self.intervention.controller = watched  # nobody but the policy drives
         try:
             obs, info = self.env.reset(seed=seed)
             frame, ret, interventions = 0, 0.0, 0
@@ -200,6 +334,14 @@ class ActorLoop:
                 action = self.policy.act(obs, deterministic=evaluate)
                 next_obs, reward, terminated, truncated, info = self.env.step(action)
                 intervened = bool(info.get("is_intervention", False))
+                paused = bool(info.get("event_pause", False))
+                takeover = watched is not None and watched.takeover
+                ended = bool(terminated or truncated)
+                # A pause or an evaluation takeover ends the episode at this tick (truncated:
+                # the stored next_observation is the real one, so it still bootstraps).
+                interrupted = not ended and (paused or takeover)
+                if interrupted:
+                    truncated = True
                 if not evaluate:
                     self.endpoint.put_transitions(
                         [
@@ -221,17 +363,85 @@ class ActorLoop:
                 frame += 1
                 ret += float(reward)
                 interventions += int(intervened)
-                if terminated or truncated:
-                    self._end_episode(index, frame, ret, interventions, info, evaluate)
-                    return not info.get("event_quit", False) or self._quit()
+                if not (terminated or truncated):
+                    obs = next_obs
+                    continue
+                extra = {"eval": float(evaluate)}
+                if interrupted:
+                    extra["interrupted"] = 1.0
+                if takeover:
+                    extra["operator_takeover"] = 1.0
+                self._end_episode(index, frame, ret, interventions, info, evaluate, extra)
                 if info.get("event_quit"):
                     return self._quit()
-                if info.get("event_pause") and not self._pause(next_obs, info):
-                    return self._quit()
-                obs = next_obs
+                if paused:
+                    outcome = self._pause(next_obs, info, controller)
+                    if outcome != "resume":
+                        return self._quit() if outcome == "quit" else False
+                if takeover:
+                    self.summary.eval_takeovers += 1
+                    log.warning(
+                        "actor %r: the operator took over evaluation episode %d: it ended "
+                        "there and the rest of this evaluation round is skipped",
+                        opts.actor_id,
+                        index,
+                    )
+                    return False
+                return True
         finally:
-            if evaluate and self.intervention is not None:
+            if watched is not None and self.intervention is not None:
                 self.intervention.controller = controller
+
+    # ------------------------------------------------------------------ state file
+
+    def _load_state(self, path: Path) -> None:
+        state = read_actor_state(path)
+        if state is None:
+            return
+        if state.actor_index != self.opts.actor_index or state.actor_id != self.opts.actor_id:
+            log.warning(
+                "actor %r (index %d): %s belongs to %r (index %d); continuing after its indices",
+                self.opts.actor_id,
+                self.opts.actor_index,
+                path,
+                state.actor_id,
+                state.actor_index,
+            )
+        self._next_episode = max(self._next_episode, state.next_episode)
+        self._next_eval = max(self._next_eval, state.next_eval_episode)
+        self._base_steps = state.steps
+
+    def _reserve(self, index: int, evaluate: bool) -> None:
+        """Mark ``index`` used before the episode starts (written before the env resets)."""
+        if evaluate:
+            self._next_eval = max(self._next_eval, index + 1)
+        else:
+            self._next_episode = max(self._next_episode, index + 1)
+        self._save_state()
+
+    def _save_state(self) -> None:
+        path = self.opts.state_file
+        if path is None:
+            return
+        state = ActorState(
+            actor_id=self.opts.actor_id,
+            actor_index=self.opts.actor_index,
+            next_episode=self._next_episode,
+            next_eval_episode=self._next_eval,
+            steps=self._base_steps + self.summary.steps,
+        )
+        try:
+            write_actor_state(path, state)
+        except OSError as exc:
+            if not self._state_warned:
+                self._state_warned = True
+                log.warning(
+                    "actor %r: cannot write its state file %s (%s): a restarted actor may "
+                    "repeat episode indices",
+                    self.opts.actor_id,
+                    path,
+                    exc,
+                )
 
     def _transition(
         self,
@@ -268,6 +478,7 @@ class ActorLoop:
         interventions: int,
         info: Mapping[str, Any],
         evaluate: bool,
+        extra: dict[str, float] | None = None,
     ) -> None:
         success = bool(info.get("success", False))
         stats = EpisodeStats(
@@ -278,7 +489,7 @@ class ActorLoop:
             intervention_steps=interventions,
             policy_version=max(self._version, 0),
             actor_id=self.opts.actor_id,
-            extra={"eval": float(evaluate)},
+            extra=extra if extra is not None else {"eval": float(evaluate)},
         )
         self.endpoint.put_episode(stats)
         if evaluate:
@@ -351,20 +562,26 @@ class ActorLoop:
         if self.safety is not None:
             self.safety.watchdog()
 
-    def _pause(self, obs: Observation, info: Mapping[str, Any]) -> bool:
-        """Hold the arm until the operator presses pause again; False on quit or stop."""
-        controller = self.intervention.controller if self.intervention is not None else None
+    def _pause(
+        self, obs: Observation, info: Mapping[str, Any], controller: InputController | None
+    ) -> str:
+        """Hold the arm until the operator presses pause again.
+
+        Returns ``'resume'``, ``'quit'`` (the operator quit while paused) or ``'stop'``.
+        """
         if controller is None:
-            return True
+            return "resume"
+        self.summary.pauses += 1
         log.info("actor %r paused by the operator", self.opts.actor_id)
         while not self.stop.wait(WAIT_TICK_S):
             cmd = controller.poll(obs, info)
             self._watchdog()
             if cmd.events.quit:
-                return False
+                return "quit"
             if cmd.events.pause:
-                return True
-        return False
+                log.info("actor %r resumed: a new episode starts", self.opts.actor_id)
+                return "resume"
+        return "stop"
 
 
 @contextlib.contextmanager
