@@ -53,6 +53,10 @@ class TrainConfig:
     """Actor: give up if the learner's first weights do not arrive within this time."""
     shutdown_timeout_s: float = 60.0
     """hilrl train: seconds each process gets to stop cleanly (actors flush, learner checkpoints) before it is killed."""
+    actor_max_restarts: int = 5
+    """hilrl train: restarts of one actor process that died (signal or error exit) within a run; one more death stops the run. 0: never restart."""
+    actor_restart_backoff_s: float = 1.0
+    """hilrl train: wait before an actor's first restart, doubled for each further one (at most 30 s)."""
     max_consecutive_skips: int = 100
     """Stop the learner with an error (exit code 1) after this many update calls in a row made no real update: every batch skipped for non-finite inputs, or non-finite losses / values (a diverged critic). The final checkpoint is saved only while the networks are finite, so the newest checkpoint is the last good state. 0: never stop (only count them)."""
 
@@ -70,6 +74,7 @@ class TrainConfig:
             "final_eval_episodes",
             "final_eval_videos",
             "max_consecutive_skips",
+            "actor_max_restarts",
         )
         for name in counts:
             if getattr(self, name) < 0:
@@ -82,7 +87,12 @@ class TrainConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ConfigError(name, value, "must be a finite number >= 0")
-        for name in ("publish_every_s", "weights_timeout_s", "shutdown_timeout_s"):
+        for name in (
+            "publish_every_s",
+            "weights_timeout_s",
+            "shutdown_timeout_s",
+            "actor_restart_backoff_s",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(name, value, "must be a finite number > 0")

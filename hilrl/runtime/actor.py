@@ -229,6 +229,16 @@ class _EventsOnly:
     def __init__(self, inner: InputController) -> None:
         self.inner = inner
         self.takeover = False
+        # A simulated operator watches evaluation like a person would: it raises events
+        # but neither takes over nor learns its trust from the episode.
+        self._watching = hasattr(inner, "watching")
+        if self._watching:
+            inner.watching = True  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Give the controller back to training."""
+        if self._watching:
+            self.inner.watching = False  # type: ignore[attr-defined]
 
     def start(self) -> None:
         self.inner.start()
@@ -390,6 +400,7 @@ class ActorLoop:
                 return True
         finally:
             if watched is not None and self.intervention is not None:
+                watched.close()
                 self.intervention.controller = controller
 
     # ------------------------------------------------------------------ state file

@@ -52,11 +52,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from hilrl.config.loader import save_config
+from hilrl.config.loader import save_config, secret_env
 from hilrl.config.root import RootConfig
 from hilrl.runtime.run_dir import RunDir, prepare_run, read_json, read_jsonl, write_json
 from hilrl.runtime.status import RunStatus, StatusPrinter, format_duration
 from hilrl.runtime.stopping import PARENT_ENV, StopFlag, handle_signals
+from hilrl.transport.spool import remove_run_spools
 
 LEARNER_START_TIMEOUT_S = 600.0
 """How long the learner may take to come up (imports, demo loading, a resume)."""
@@ -199,10 +200,14 @@ def train(
         RunStatus(run, cfg.run.total_env_steps), out, cfg.run.log_every_s, enabled=status
     )
     started = time.monotonic()
+    if restart is None:
+        restart = RestartPolicy(cfg.train.actor_max_restarts, cfg.train.actor_restart_backoff_s)
     if cfg.train.inprocess:
         result = _train_inprocess(cfg, run, resume, plans, printer, out)
     else:
         result = _train_processes(cfg, run, resume, plans, printer, out, restart)
+        if result.exit_code == 0:
+            _remove_spools(cfg, run, out)
     printer.finish()
     print_summary(run, cfg.run.total_env_steps, time.monotonic() - started, out)
     if result.exit_code == 0:
@@ -495,6 +500,8 @@ def _train_processes(
     from hilrl.runtime.actor import actor_state_path, read_actor_state
 
     env = _child_env()
+    # config.yaml holds "<redacted>" for an inline token: the children get it this way.
+    env.update(secret_env(cfg))
     config = str(run.config)
     run.learner_file.unlink(missing_ok=True)
     stop = StopFlag(watch_parent=False)
@@ -676,7 +683,7 @@ def _train_inprocess(
 ) -> TrainResult:
     """Learner in this thread, actors in threads, in-process transport."""
     from hilrl.runtime.actor import ActorOptions, run_actor
-    from hilrl.runtime.learner import open_learner
+    from hilrl.runtime.learner import LearnerFailed, open_learner
 
     stop = StopFlag(watch_parent=False)
     errors: list[tuple[str, BaseException]] = []
@@ -698,7 +705,7 @@ def _train_inprocess(
         finally:
             endpoint.close()
 
-    reason = ""
+    reason = failure = ""
     with (
         handle_signals(stop),
         open_learner(cfg, resume=resume, local_actors=len(plans), inproc=True, out=out) as (
@@ -726,6 +733,8 @@ def _train_inprocess(
 
         try:
             reason = learner.train(endpoint, stop, actors_done)
+        except LearnerFailed as failed:
+            failure, reason = str(failed), "training failed"
         finally:
             stop.set(stop.reason or "learner stopped")
             for t in threads:
@@ -734,9 +743,29 @@ def _train_inprocess(
             ticker.join(timeout=5.0)
     for actor_id, exc in errors:
         printer.message(f"train: {actor_id} failed: {type(exc).__name__}: {exc}")
+    if failure:
+        printer.message(f"train: {failure}")
+        return TrainResult(1, reason, run.root)
     if reason.startswith("signal"):
         return TrainResult(130, "interrupted", run.root)
     return TrainResult(1 if errors else 0, reason, run.root)
+
+
+def _remove_spools(cfg: RootConfig, run: RunDir, out: TextIO) -> None:
+    """After a clean end: the actors' spools of this run are of no use to anyone any more.
+
+    The learner's final checkpoint holds what it received; what is left are copies of
+    that and messages past the run's end. Spools of other runs are never touched.
+    """
+    if not cfg.transport.spool_dir:
+        return
+    removed = remove_run_spools(Path(cfg.transport.spool_dir).expanduser(), run.run_id())
+    if removed:
+        messages = sum(r.messages for r in removed)
+        out.write(
+            f"train: removed this run's actor spools ({len(removed)} folders, {messages} "
+            "messages the final checkpoint made unnecessary)\n"
+        )
 
 
 def _tick_until(printer: StatusPrinter, done: threading.Event) -> None:

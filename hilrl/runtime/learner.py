@@ -531,6 +531,8 @@ class Learner:
             "policy_version": stats.policy_version,
             "eval": is_eval,
             "autonomous_success": bool(stats.success and stats.intervention_steps == 0),
+            "interrupted": bool(stats.extra.get("interrupted", 0.0)),
+            "operator_takeover": bool(stats.extra.get("operator_takeover", 0.0)),
         }
         self.episodes_log.write(json_safe(record))
         prefix = "eval" if is_eval else "episode"

@@ -88,6 +88,11 @@ class SimulatedOperator:
         self.episodes = 0
         """Episodes whose outcome updated the trust."""
         self._started = False
+        self.watching = False
+        """Evaluation: the operator only watches. It raises its events (a failure when the
+        cube is lost or time runs out, as a person would press the key) but never takes
+        over, and the episode does not change its trust (it is not a training episode)."""
+        self._episode_watched = False
         # Per-episode state (set again by _new_episode at every reset).
         self.tick = 0
         """Polls since the episode started."""
@@ -124,7 +129,7 @@ class SimulatedOperator:
 
     def reset(self) -> None:
         """Episode start: learn from the episode that ended (if any), then start afresh."""
-        if self.tick > 0:
+        if self.tick > 0 and not self._episode_watched:
             success = self._reported if self._reported is not None else self._inferred_success()
             self.trust_model.update(self._outcome(success))
             self.episodes += 1
@@ -182,6 +187,7 @@ class SimulatedOperator:
 
     # ------------------------------------------------------------------ internals
     def _new_episode(self) -> None:
+        self._episode_watched = self.watching
         self.tick = 0
         self.intervening = False
         self.rescuing = False
@@ -232,6 +238,8 @@ class SimulatedOperator:
         )
 
     def _decide(self, tick: int, state: State, plan: ExpertPlan, success: bool) -> None:
+        if self._episode_watched:
+            return
         if self.cfg.drive_always:
             self.intervening = True
             return

@@ -35,10 +35,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_train_runs_learner_and_actor_processes_and_fills_the_run_folder(tmp_path: Path) -> None:
+def test_train_runs_learner_and_actor_processes_and_fills_the_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     run = RunDir.of(tmp_path / "run")
     data = tiny_config_data(run.root)
     data["train"].update(final_eval_episodes=2, final_eval_videos=1)
+    # an inline token (children get it through their environment, never from a file) and
+    # a spool folder of the user's, which the run cleans up after itself
+    data["transport"].update(token="tiny-secret-token", spool_dir=str(tmp_path / "spool"))
     config = write_config(tmp_path / "tiny.yaml", data)
     proc = subprocess.run(
         _hilrl("train", "--config", str(config), "--no-status"),
@@ -48,6 +53,7 @@ def test_train_runs_learner_and_actor_processes_and_fills_the_run_folder(tmp_pat
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "120/120 env steps" in proc.stderr
+    monkeypatch.setenv("HILRL_TRANSPORT_TOKEN", "tiny-secret-token")  # redacted in the file
     saved = load_config(RootConfig, run.config)
     assert saved.run.total_env_steps == 120 and saved.train.num_demo_episodes == 2
     ckpt = latest_checkpoint(run.checkpoints)
@@ -70,6 +76,9 @@ def test_train_runs_learner_and_actor_processes_and_fills_the_run_folder(tmp_pat
     assert len(evals) == 1 and evals[0]["episodes"] == 2 and evals[0]["eval"] is True
     assert len(list((run.root / "videos").glob("*.mp4"))) == 1
     assert "final evaluation: success" in proc.stderr
+    for written in (run.config, ckpt / "meta.json"):
+        assert "tiny-secret-token" not in written.read_text()
+    assert not (tmp_path / "spool" / run.run_id()).exists()
 
 
 def test_ctrl_c_stops_every_process_and_leaves_a_complete_checkpoint(tmp_path: Path) -> None:

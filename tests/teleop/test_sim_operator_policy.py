@@ -300,3 +300,29 @@ def test_timeout_stays_a_truncation_by_default() -> None:
     ep = episodes[0]
     assert not any(bool(i["event_failure"]) for i in ep.infos)
     assert not ep.terminated
+
+
+def test_a_watching_operator_never_takes_over_and_keeps_its_trust() -> None:
+    """Evaluation: the simulated operator watches the policy alone, as a person would."""
+    env, robot, operator = make_operated_env(
+        _env_cfg(), SimOperatorConfig(seed=0, initial_trust=0.5, trust_rate=0.5)
+    )
+    agent = _random_agent(3)(robot)
+    operator.watching = True
+    for seed in range(2):
+        env.reset(seed=seed)
+        for t in range(10_000):
+            _, _, terminated, truncated, info = env.step(agent(t))
+            assert not info["is_intervention"]  # a random agent is taken over when trained
+            if terminated or truncated:
+                break
+    operator.watching = False
+    env.reset(seed=5)  # the watched episode ends: the trust must not have moved
+    assert operator.trust == pytest.approx(0.5) and sum(operator.takeovers.values()) == 0
+    env.step(agent(0))
+    for t in range(1, 200):
+        _, _, terminated, truncated, info = env.step(agent(t))
+        if info["is_intervention"] or terminated or truncated:
+            break
+    assert info["is_intervention"]  # back in training, it takes over again
+    env.close()
