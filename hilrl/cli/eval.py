@@ -21,7 +21,9 @@ from hilrl.config.loader import deep_merge, format_config_help, parse_overrides,
 from hilrl.config.root import RootConfig
 
 DEFAULT_SEED = 100_000
-"""Eval seed: away from the small seeds training actors use, the same for every checkpoint."""
+"""Eval seed, the same for every checkpoint so that they face the same layouts (a paired
+comparison). Evaluation draws from its own hashed seed stream (:func:`hilrl.runtime.
+evaluate.eval_seed`), so any value gives layouts no demo or training episode used."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,8 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_SEED,
         metavar="S",
-        help=f"episode i resets with seed S + i: the same S gives the same task layouts "
-        f"(default {DEFAULT_SEED})",
+        help="episode i resets with a seed hashed from S and i: the same S gives the same "
+        f"task layouts, another S other layouts (default {DEFAULT_SEED})",
     )
     parser.add_argument(
         "--device",

@@ -235,6 +235,16 @@ def split_overrides(args: Sequence[str]) -> tuple[list[str], list[str]]:
     return plain, overrides
 
 
+def is_dataset_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a :class:`hilrl.data.lerobot.DatasetError`.
+
+    Looked up without importing the dataset package (pyarrow, PyAV), which verbs that
+    never touch a dataset do not load: if it is not loaded, nothing raised its error.
+    """
+    errors = sys.modules.get("hilrl.data.lerobot.errors")
+    return errors is not None and isinstance(exc, errors.DatasetError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     verbs = {v.name: v for v in VERBS}
@@ -264,6 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.run(ns) or 0)
     except ConfigError as exc:
         print(f"hilrl {verb.name}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if not is_dataset_error(exc):
+            raise
+        # A dataset file missing or damaged: one line naming it, no traceback.
+        print(f"hilrl {verb.name}: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"hilrl {verb.name}: interrupted", file=sys.stderr)

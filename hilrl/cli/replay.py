@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed",
         type=int,
         default=None,
-        help="reset seed (default: the one recorded for the episode, else run.seed + N)",
+        help="reset seed (default: the one recorded for the episode, else the one 'hilrl "
+        "record' draws for episode N from the recorded run seed, or run.seed)",
     )
     parser.add_argument(
         "--print-every",
@@ -118,19 +119,19 @@ def replay_config(args: argparse.Namespace, recorded_env: Any) -> RootConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hilrl.data.lerobot import DatasetError, LeRobotDatasetReader
+    from hilrl.data.lerobot import LeRobotDatasetReader
     from hilrl.data.lerobot.features import ACTION
     from hilrl.envs import make_env
-    from hilrl.runtime.record import episode_seed, read_record_meta
+    from hilrl.runtime.record import (
+        fallback_episode_seed,
+        read_record_meta,
+        recorded_episode_seed,
+    )
 
     if args.print_every < 0:
         raise ConfigError("--print-every", args.print_every, "must be >= 0")
     root = Path(args.dataset)
-    try:
-        reader = LeRobotDatasetReader(root)
-    except DatasetError as exc:
-        print(f"hilrl replay: {exc}", file=sys.stderr)
-        return 2
+    reader = LeRobotDatasetReader(root)  # a DatasetError is one line (hilrl.cli.main)
     n = reader.num_episodes
     if args.episode not in reader.episode_lengths:
         raise ConfigError(
@@ -148,9 +149,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--fast", True, "a real robot replays in real time only")
     seed = args.seed
     if seed is None:
-        seed = episode_seed(meta, args.episode)
+        seed = recorded_episode_seed(meta, args.episode)
     if seed is None:
-        seed = cfg.run.seed + args.episode
+        seed = fallback_episode_seed(meta, cfg.run.seed, args.episode)
         print(f"replay: no recorded seed for episode {args.episode}; using {seed}", file=sys.stderr)
     env_cfg = replace(cfg.env, mode="replay", use_cameras=False, fps=reader.fps)
     data = reader.episode(args.episode, keys=[STATE_KEY, ACTION])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,17 +77,13 @@ def parse_episodes(text: str | None, available: list[int]) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hilrl.data.lerobot import DatasetError, LeRobotDatasetReader
+    from hilrl.data.lerobot import LeRobotDatasetReader
     from hilrl.data.view import EpisodeFrames, contact_sheet, episode_video, log_rerun
 
     if args.columns <= 0:
         raise ConfigError("--columns", args.columns, "must be a positive count")
     src = Path(args.dataset)
-    try:
-        reader = LeRobotDatasetReader(src)
-    except DatasetError as exc:
-        print(f"hilrl view: {exc}", file=sys.stderr)
-        return 2
+    reader = LeRobotDatasetReader(src)  # a DatasetError is one line (hilrl.cli.main)
     chosen = parse_episodes(args.episodes, [e.index for e in reader.episodes])
     if not chosen:
         raise ConfigError("DATASET", str(src), "has no episodes to show")
@@ -96,7 +91,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(f"{src.resolve().name}_view")
     if rr is None and not reader.camera_keys:
         raise ConfigError("DATASET", str(src), "has no cameras to draw")
-    out.mkdir(parents=True, exist_ok=True)
     episodes = []
     print("episode  frames  return  intervened  task")
     for idx in chosen:
@@ -108,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         ret = float(ep.column(REWARD).sum())
         inter = int((ep.column(INTERVENTION) > 0.5).sum())
         print(f"{idx:7d}  {ep.length:6d}  {ret:+6.2f}  {inter:10d}  {ep.task}")
+    out.mkdir(parents=True, exist_ok=True)  # only once every chosen episode has been read
     if rr is not None:
         rrd = None if args.spawn else out / f"{src.resolve().name}.rrd"
         frames = log_rerun(

@@ -11,6 +11,10 @@ dropped, nearly reached::
     expert   the simulated operator's expert until success + hold_ticks, then random
              actions for after_ticks (or until max_ticks without success)
     give_up  the expert until a random tick before its usual success time, then random
+
+Episode ``i`` resets with :func:`label_seed` ``(reward.label.seed, i)``, a hashed
+:func:`hilrl.seeds.episode_seed` of the "label" stream: labelled sets made with seeds 0
+and 1 share no scene, and none repeats a run's demonstration or evaluation layouts.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, Protocol, TextIO
 import gymnasium as gym
 import numpy as np
 
+from hilrl import seeds
 from hilrl.config.loader import ConfigError, to_dict
 from hilrl.config.reward import SimLabelConfig
 from hilrl.config.root import RootConfig
@@ -36,6 +41,13 @@ from hilrl.types import IMAGE_PREFIX, STATE_KEY, Observation
 LABEL_META = "meta/hilrl_labels.json"
 """Sidecar of a labelled dataset: what the labels mean and how they were made."""
 KINDS = ("random", "expert", "give_up")
+LABEL_STREAM = seeds.LABEL
+"""Seed stream of labelled episodes (see :mod:`hilrl.seeds`)."""
+
+
+def label_seed(seed: int, index: int) -> int:
+    """The reset seed of labelled episode ``index`` made with ``reward.label.seed = seed``."""
+    return seeds.episode_seed(seed, LABEL_STREAM, index)
 
 
 class FrameSink(Protocol):
@@ -82,6 +94,8 @@ class LabelStats:
     frames: int = 0
     successes: int = 0
     kinds: Counter[str] = field(default_factory=Counter)
+    seeds: list[int] = field(default_factory=list)
+    """The reset seed of each episode, in order."""
 
     @property
     def failures(self) -> int:
@@ -219,7 +233,9 @@ class SimLabeller:
         )
         try:
             for i in range(num_episodes):
-                kind, n, pos = self.episode(sink, self.cfg.seed + i, task_text)
+                seed = label_seed(self.cfg.seed, i)
+                kind, n, pos = self.episode(sink, seed, task_text)
+                stats.seeds.append(seed)
                 stats.episodes += 1
                 stats.frames += n
                 stats.successes += pos
@@ -310,6 +326,7 @@ def label_sim_dataset(
         "frames": stats.frames,
         "success_frames": stats.successes,
         "episode_kinds": dict(stats.kinds),
+        "episode_seeds": stats.seeds,
         "label": to_dict(cfg.reward.label),
         "env": to_dict(cfg.env),
     }

@@ -9,13 +9,15 @@ real robot ``hilrl record`` does, and ``train.demo_dataset`` points at the folde
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
+from hilrl import seeds
 from hilrl.config.loader import ConfigError
 from hilrl.config.root import RootConfig
 from hilrl.data.lerobot.features import Feature
@@ -23,10 +25,11 @@ from hilrl.data.mixer import ReplayBuffers
 from hilrl.policies.encoder import ObservationSpec
 from hilrl.runtime.run_dir import RunDir
 
-DEMO_SEED_OFFSET = 10_000_000
-"""Demo episode ``i`` resets with ``run.seed + DEMO_SEED_OFFSET + i`` (recorded in the
-dataset's sidecar, so ``hilrl replay`` can reproduce it); actors' episodes use hashed seeds
-(:func:`hilrl.runtime.actor.episode_seed`), so their layouts differ from the demos'."""
+DEMO_STREAM = seeds.DEMO
+"""Demo episode ``i`` resets with ``hilrl.seeds.episode_seed(run.seed, "demo", i)`` (recorded
+in the dataset's sidecar, so ``hilrl replay`` can reproduce it). Actors, evaluation and
+``hilrl record`` draw from other streams, and other run seeds from other hashes, so no
+demo layout is one a run evaluates on or another run's demos repeat."""
 LOAD_CHUNK = 2048
 
 
@@ -47,6 +50,7 @@ def ensure_demos(
     """The demo dataset folder, recorded first with the simulated operator when missing.
 
     None when the run trains without demos (no dataset and ``num_demo_episodes`` is 0).
+    A :class:`~hilrl.data.lerobot.DatasetError` names the dataset folder.
     """
     path = demo_path(cfg)
     if is_dataset(path):
@@ -67,7 +71,8 @@ def ensure_demos(
             "no dataset there, and only the sim can record demonstrations by itself: record "
             "them with 'hilrl record', or set train.num_demo_episodes=0",
         )
-    record_demos(cfg, path, count, progress=progress, out=out)
+    with _naming(path):
+        record_demos(cfg, path, count, progress=progress, out=out)
     return path
 
 
@@ -83,10 +88,11 @@ def record_demos(
         cfg,
         dataset=replace(cfg.dataset, root=str(path), num_episodes=count),
         teleop=replace(cfg.teleop, device="sim", sim=sim),
-        run=replace(cfg.run, seed=cfg.run.seed + DEMO_SEED_OFFSET),
     )
     out.write(f"train: recording {count} demonstrations with the simulated operator -> {path}\n")
-    summary = record_dataset(rec, realtime=False, progress=progress, out=out)
+    summary = record_dataset(
+        rec, realtime=False, progress=progress, out=out, seed_stream=DEMO_STREAM
+    )
     if summary.reason == "interrupted":
         raise KeyboardInterrupt
     out.write(
@@ -102,28 +108,47 @@ def load_demos(
 
     The dataset must hold every observation key of ``spec`` with the same shape and an
     action of ``action_dim`` components; extra features (e.g. cameras a state-only run
-    does not use) are ignored. Raises :class:`ConfigError` naming the dataset otherwise.
+    does not use) are ignored. Raises :class:`ConfigError` naming the dataset otherwise,
+    and a :class:`~hilrl.data.lerobot.DatasetError` naming it when a file is unreadable.
     """
     from hilrl.data.lerobot import LeRobotDatasetReader, iter_transitions
 
-    reader = LeRobotDatasetReader(path)
-    _check_features(reader.features, path, spec, action_dim)
-    keys = list(spec.keys)
-    count = 0
-    for batch in iter_transitions(reader, chunk_size=LOAD_CHUNK):
-        obs = {k: _as_stored(k, batch.observations[k]) for k in keys}
-        nxt = {k: _as_stored(k, batch.next_observations[k]) for k in keys}
-        buffers.add_demos(
-            obs,
-            np.require(batch.actions, np.float32, ["C", "W"]),
-            batch.rewards,
-            nxt,
-            batch.terminated,
-            batch.truncated,
-            batch.discrete_penalties,
-        )
-        count += len(batch)
+    with _naming(path):
+        reader = LeRobotDatasetReader(path)
+        _check_features(reader.features, path, spec, action_dim)
+        keys = list(spec.keys)
+        count = 0
+        for batch in iter_transitions(reader, chunk_size=LOAD_CHUNK):
+            obs = {k: _as_stored(k, batch.observations[k]) for k in keys}
+            nxt = {k: _as_stored(k, batch.next_observations[k]) for k in keys}
+            buffers.add_demos(
+                obs,
+                np.require(batch.actions, np.float32, ["C", "W"]),
+                batch.rewards,
+                nxt,
+                batch.terminated,
+                batch.truncated,
+                batch.discrete_penalties,
+            )
+            count += len(batch)
     return reader.num_episodes, count
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Make every :class:`DatasetError` raised inside name the dataset folder ``path``.
+
+    The reader names the file at fault, usually inside ``path``; an error that does not
+    (a display name, a staged copy) is raised again with the folder in front.
+    """
+    from hilrl.data.lerobot import DatasetError
+
+    try:
+        yield
+    except DatasetError as exc:
+        if str(path) in str(exc):
+            raise
+        raise DatasetError(path, str(exc)) from exc
 
 
 def _as_stored(key: str, arr: np.ndarray) -> np.ndarray:

@@ -1,9 +1,12 @@
 """Evaluate a policy: N episodes, deterministic actions, no operator, optional videos.
 
 The env is the run's own (``make_env`` of the run config) with ``mode='train'`` and no
-input controller, so nobody intervenes and every action is the policy's. Each episode
-``i`` resets with seed ``seed + i``: the same seed gives the same task layouts, so two
-checkpoints evaluated with one seed face the same tasks (a paired comparison).
+input controller, so nobody intervenes and every action is the policy's. Episode ``i``
+resets with :func:`eval_seed` ``(seed, i)``, a hashed :func:`hilrl.seeds.episode_seed` of
+the "eval" stream: the same seed gives the same task layouts, so two checkpoints evaluated
+with one seed face the same tasks (a paired comparison), while another seed gives other
+layouts (not ``seed + i``, which shares all but one with ``seed + 1``), and no layout is
+one a run's demonstrations or training episodes used.
 
 The success rate comes with a Wilson score interval: unlike the normal approximation it
 stays inside [0, 1] and is not degenerate at 0 or N successes, which is where small
@@ -26,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from hilrl import seeds
 from hilrl.config.env import EnvConfig
 from hilrl.core import Policy, Robot
 from hilrl.envs.robot_env import RewardFn
@@ -36,6 +40,13 @@ DEFAULT_MAX_STEPS = 10_000
 """Step cap for envs without a time limit (``env.episode_time_s: null``)."""
 RENDER_CAMERA = "front"
 """Camera rendered for videos of state-only sim configs without configured cameras."""
+EVAL_STREAM = seeds.EVAL
+"""Seed stream of evaluation episodes (see :mod:`hilrl.seeds`)."""
+
+
+def eval_seed(seed: int, index: int) -> int:
+    """The reset seed of episode ``index`` of an evaluation seeded ``seed``."""
+    return seeds.episode_seed(seed, EVAL_STREAM, index)
 
 
 def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -146,9 +157,10 @@ def evaluate(
 ) -> EvalResult:
     """Run ``episodes`` deterministic episodes of ``policy`` in ``make_env(env_cfg)``.
 
-    ``video_dir``: write ``<video_prefix>_ep<index>.mp4`` there for the first
-    ``video_episodes`` episodes (None: all), each with ``length + 1`` frames (the reset
-    frame, then one per step). ``max_steps`` caps an episode (default: the env's time
+    Episode ``i`` resets with :func:`eval_seed` ``(seed, i)``, kept in its
+    :class:`EvalEpisode`. ``video_dir``: write ``<video_prefix>_ep<index>.mp4`` there for
+    the first ``video_episodes`` episodes (None: all), each with ``length + 1`` frames (the
+    reset frame, then one per step). ``max_steps`` caps an episode (default: the env's time
     limit, else :data:`DEFAULT_MAX_STEPS`). Raises ``ValueError`` when the env's
     observation or action layout differs from what the policy was built for.
     """
@@ -172,7 +184,8 @@ def evaluate(
             if frames is not None and (video_episodes is None or i < video_episodes):
                 assert video_dir is not None
                 path = Path(video_dir) / f"{video_prefix}_ep{i:03d}.mp4"
-            episode = _run_episode(env, policy, i, seed + i, limit, frames, path, cfg.fps)
+            seed_i = eval_seed(seed, i)
+            episode = _run_episode(env, policy, i, seed_i, limit, frames, path, cfg.fps)
             result.episodes.append(episode)
             bar.update(1)
             bar.set_postfix(success=f"{result.successes}/{i + 1}")

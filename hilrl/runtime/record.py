@@ -12,10 +12,12 @@ Operator events end episodes: success / failure (the env terminates it) and the 
 limit (truncated) save it; re-record drops its frames (``discard_episode``) and records
 it again from the same reset; quit drops the episode in progress and stops. Pause holds
 the arm and records nothing until pause is pressed again. Episode ``i`` of the dataset
-resets the env with seed ``seed + i`` (re-recorded attempts reuse it), and that seed is
-kept in ``meta/hilrl_record.json`` next to the env config, so ``hilrl replay`` can
-rebuild the same start. The writer commits each episode atomically; a crash or Ctrl-C
-loses at most the episode in progress.
+resets the env with seed :func:`record_seed` ``(run.seed, i)``, a hashed
+:func:`hilrl.seeds.episode_seed` of the "record" stream (demonstrations use the "demo"
+stream; re-recorded attempts reuse the seed). That seed is kept in
+``meta/hilrl_record.json`` next to the env config, so ``hilrl replay`` can rebuild the
+same start. The writer commits each episode atomically; a crash or Ctrl-C loses at most
+the episode in progress.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from hilrl import seeds
 from hilrl.config.loader import ConfigError, to_dict
 from hilrl.config.root import RootConfig
 from hilrl.core import InputController
@@ -60,6 +63,17 @@ RECORD_META = "meta/hilrl_record.json"
 LeRobot's tools ignore files in ``meta/`` they do not know."""
 
 STOP_REASONS = ("episodes", "quit", "interrupted")
+RECORD_STREAM = seeds.RECORD
+"""Seed stream of ``hilrl record``'s episodes (see :mod:`hilrl.seeds`)."""
+
+
+def record_seed(run_seed: int, index: int, stream: str = RECORD_STREAM) -> int:
+    """The reset seed of dataset episode ``index`` recorded in a run seeded ``run_seed``.
+
+    The one place that maps a recording's episodes to seeds: the recorder draws from it,
+    and ``hilrl replay`` falls back on it for an episode whose seed was not recorded.
+    """
+    return seeds.episode_seed(run_seed, stream, index)
 
 
 class HubError(RuntimeError):
@@ -145,7 +159,9 @@ class RecordOptions:
     task: str
     """Task text stored with every episode."""
     seed: int = 0
-    """Dataset episode ``i`` resets the env with ``seed + i``."""
+    """The run seed: dataset episode ``i`` resets the env with ``record_seed(seed, i, stream)``."""
+    stream: str = RECORD_STREAM
+    """Seed stream of the episodes: "record", or "demo" for a run's demonstrations."""
     fps: float = 10.0
     """Control rate (Hz) of the real-time pacing."""
     realtime: bool = True
@@ -291,7 +307,7 @@ class Recorder:
         opts = self.options
         while len(summary.saved) < opts.num_episodes:
             index = self.writer.num_episodes
-            seed = opts.seed + index
+            seed = record_seed(opts.seed, index, opts.stream)
             result = self._episode(summary, index, seed)
             if result is None:  # quit
                 summary.reason = "quit"
@@ -428,8 +444,21 @@ def write_record_meta(root: str | Path, meta: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def episode_seed(meta: Mapping[str, Any], episode: int) -> int | None:
-    """The reset seed recorded for ``episode``, or None."""
+def fallback_episode_seed(meta: Mapping[str, Any], run_seed: int, episode: int) -> int:
+    """The seed :func:`record_seed` gives ``episode`` when the sidecar lacks it.
+
+    Uses the run seed and stream the sidecar names (hilrl records them), else ``run_seed``
+    and the "record" stream: a dataset recorded elsewhere has no seed to reproduce.
+    """
+    recorded_run = meta.get("run_seed")
+    if isinstance(recorded_run, int) and not isinstance(recorded_run, bool):
+        run_seed = recorded_run
+    stream = meta.get("seed_stream")
+    return record_seed(run_seed, episode, stream if isinstance(stream, str) else RECORD_STREAM)
+
+
+def recorded_episode_seed(meta: Mapping[str, Any], episode: int) -> int | None:
+    """The reset seed the sidecar ``meta`` recorded for ``episode``, or None."""
     entry = (meta.get("episodes") or {}).get(str(episode))
     seed = entry.get("seed") if isinstance(entry, dict) else None
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
@@ -534,12 +563,15 @@ def record_dataset(
     policy: Policy | None = None,
     out: TextIO | None = None,
     progress: bool = True,
+    seed_stream: str = RECORD_STREAM,
 ) -> RecordSummary:
     """Record ``cfg.dataset.num_episodes`` episodes into ``cfg.dataset.path``.
 
     Validates the destination first (nothing is created for a bad one), builds the env,
     then opens the writer; a new dataset that ends with no episode is removed again.
     ``controller`` replaces the one ``cfg.teleop`` describes (tests, custom devices).
+    Episode ``i`` resets with ``record_seed(cfg.run.seed, i, seed_stream)``; the sidecar
+    keeps each episode's seed, the run seed and the stream.
     """
     from hilrl.data.lerobot import DatasetWriter, LeRobotDatasetReader
 
@@ -574,6 +606,8 @@ def record_dataset(
         meta.setdefault("episodes", {})
         meta["env"] = to_dict(replace(cfg.env, mode="record"))
         meta["teleop_device"] = cfg.teleop.device
+        meta["run_seed"] = cfg.run.seed
+        meta["seed_stream"] = seed_stream
 
         def on_saved(rec: EpisodeRecord) -> None:
             meta["episodes"][str(rec.index)] = {
@@ -588,6 +622,7 @@ def record_dataset(
             num_episodes=cfg.dataset.num_episodes,
             task=task,
             seed=cfg.run.seed,
+            stream=seed_stream,
             fps=cfg.env.fps,
             realtime=realtime,
         )

@@ -23,7 +23,7 @@ from dataset_cli_helpers import (
 from hilrl.cli.main import main
 from hilrl.core import TeleopEvents
 from hilrl.data.lerobot import LeRobotDatasetReader
-from hilrl.runtime.record import RECORD_META, read_record_meta
+from hilrl.runtime.record import RECORD_META, read_record_meta, record_seed
 
 pytest.importorskip("hilrl.robots.sim.arm")
 
@@ -52,7 +52,10 @@ def test_cli_records_episodes_that_read_back(tmp_path: Path) -> None:
         assert not ep["complementary_info.is_intervention"].any()  # device none
         np.testing.assert_array_equal(ep["action"], 0.0)  # the idle action holds the arm
     meta = read_record_meta(root)
-    assert [meta["episodes"][k]["seed"] for k in ("0", "1")] == [0, 1]
+    assert [meta["episodes"][k]["seed"] for k in ("0", "1")] == [
+        record_seed(0, 0),
+        record_seed(0, 1),
+    ]
     assert meta["env"]["robot"]["camera_height"] == 64
 
 
@@ -117,7 +120,9 @@ def test_rerecord_discards_the_attempt_and_records_it_again(tmp_path: Path) -> N
         ep = reader.episode(e)
         np.testing.assert_array_equal(ep["action"][3], operator_action(attempt, 3))
     meta = read_record_meta(tmp_path / "ds")
-    assert meta["episodes"]["0"]["seed"] == 0  # the re-recording restarts the same scene
+    assert meta["episodes"]["0"]["seed"] == record_seed(
+        0, 0
+    )  # the re-recording restarts the same scene
 
 
 def test_resume_appends_and_keeps_existing_episodes(tmp_path: Path) -> None:
@@ -131,7 +136,7 @@ def test_resume_appends_and_keeps_existing_episodes(tmp_path: Path) -> None:
     for e in (0, 1):
         np.testing.assert_array_equal(after.episode(e)["observation.state"], states[e])
     assert after.episode(2)["episode_index"][0] == 2
-    assert read_record_meta(root)["episodes"]["2"]["seed"] == 2
+    assert read_record_meta(root)["episodes"]["2"]["seed"] == record_seed(0, 2)
 
 
 def test_quit_keeps_saved_episodes_and_drops_the_partial_one(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from hilrl.cli.main import main
 from hilrl.cli.replay import replay_actions
 from hilrl.data.lerobot import LeRobotDatasetReader
 from hilrl.envs import make_env
+from hilrl.runtime.record import read_record_meta, record_seed
 
 pytest.importorskip("hilrl.robots.sim.arm")
 
@@ -37,7 +38,7 @@ def test_cli_replay_reproduces_every_recorded_episode(recorded: Path, capsys: An
         assert match is not None, line
         _mean, worst, last = (float(v) for v in match.groups())
         assert worst < 1e-5 and last < 1e-5, line
-        assert "15/15 frames" in line and f"seed {e}" in line
+        assert "15/15 frames" in line and f"seed {record_seed(0, e)}" in line
 
 
 def test_tracking_error_sees_a_different_trajectory(recorded: Path) -> None:
@@ -45,14 +46,15 @@ def test_tracking_error_sees_a_different_trajectory(recorded: Path) -> None:
     reader = LeRobotDatasetReader(recorded)
     ep0, ep1 = reader.episode(0), reader.episode(1)
     assert np.abs(ep0["action"] - ep1["action"]).max() > 0.1
+    seed = read_record_meta(recorded)["episodes"]["1"]["seed"]
     cfg = replace(sim_config(recorded, 1).env, mode="replay", use_cameras=False)
     env = make_env(cfg)
     try:
         same = replay_actions(
-            env, ep1["observation.state"], ep1["action"], seed=1, fps=10, realtime=False
+            env, ep1["observation.state"], ep1["action"], seed=seed, fps=10, realtime=False
         )
         other = replay_actions(
-            env, ep1["observation.state"], ep0["action"], seed=1, fps=10, realtime=False
+            env, ep1["observation.state"], ep0["action"], seed=seed, fps=10, realtime=False
         )
     finally:
         env.close()
@@ -78,7 +80,7 @@ def test_realtime_replay_sleeps_one_period_per_frame(recorded: Path) -> None:
             env,
             ep["observation.state"],
             ep["action"],
-            seed=2,
+            seed=read_record_meta(recorded)["episodes"]["2"]["seed"],
             fps=10,
             realtime=True,
             clock=lambda: now[0],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 import types
 from pathlib import Path
@@ -155,3 +157,40 @@ def test_missing_dataset(tmp_path: Path, capsys: Any) -> None:
     assert main(["view", str(tmp_path / "nope"), "--out", str(tmp_path / "v")]) == 2
     assert "dataset folder not found" in capsys.readouterr().err
     assert not (tmp_path / "v").exists()
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_a_damaged_data_file_is_one_line_and_exit_code_2(
+    dataset: Path, tmp_path: Path, capsys: Any
+) -> None:
+    """The metadata reads, the frames do not: the error surfaces mid-command, still one line."""
+    broken = tmp_path / "ds"
+    shutil.copytree(dataset, broken)
+    data = broken / "data/chunk-000/file-000.parquet"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    args = ["view", str(broken), "--out", str(tmp_path / "v"), "--backend", "files"]
+    assert main(args) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("hilrl view: ") and str(data) in line and "parquet" in line
+    assert not (tmp_path / "v").exists()
+
+
+def test_info_json_of_another_version_is_named_not_file_not_found(
+    dataset: Path, tmp_path: Path, capsys: Any
+) -> None:
+    broken = tmp_path / "ds"
+    shutil.copytree(dataset, broken)
+    info_path = broken / "meta/info.json"
+    info = json.loads(info_path.read_text())
+    info["codebase_version"] = "v2.1"
+    info_path.write_text(json.dumps(info))
+    assert main(["view", str(broken), "--out", str(tmp_path / "v"), "--backend", "files"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"hilrl view: {info_path}: ")
+    assert "'v2.1'" in line and "v3.0" in line and "not found" not in line

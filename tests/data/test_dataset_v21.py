@@ -4,6 +4,7 @@ built here by hand with pyarrow and PyAV, following LeRobot v0.3's layout."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -160,3 +161,38 @@ def test_resume_refuses_v21(tmp_path: Path) -> None:
         DatasetWriter.resume(root)
     assert err.value.path.endswith("meta/info.json")
     assert tree_hash(root) == before
+
+
+def set_version(root: Path, version: str) -> Path:
+    path = root / "meta/info.json"
+    info = json.loads(path.read_text())
+    info["codebase_version"] = version
+    path.write_text(json.dumps(info))
+    return path
+
+
+def test_v21_files_declared_v30_name_the_version_not_a_missing_file(tmp_path: Path) -> None:
+    root = tmp_path / "v21"
+    build_v21(root)
+    info = set_version(root, "v3.0")
+    with pytest.raises(DatasetError) as err:
+        LeRobotDatasetReader(root)
+    assert err.value.path == str(info)
+    message = str(err.value)
+    assert "declares codebase_version 'v3.0'" in message and "laid out as v2.x" in message
+    assert "v2.1" in message  # the versions the reader supports
+    assert "not found" not in message
+
+
+@pytest.mark.parametrize("version", ["v2.1", "v2.0"])
+def test_v30_files_declared_v2x_name_the_version_not_a_missing_file(
+    copy_dataset: Callable[[], Path], version: str
+) -> None:
+    root = copy_dataset()
+    info = set_version(root, version)
+    with pytest.raises(DatasetError) as err:
+        LeRobotDatasetReader(root)
+    assert err.value.path == str(info)
+    message = str(err.value)
+    assert f"declares codebase_version '{version}'" in message and "laid out as v3.0" in message
+    assert "not found" not in message

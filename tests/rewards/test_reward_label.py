@@ -17,7 +17,13 @@ from hilrl.config.reward import SimLabelConfig
 from hilrl.config.root import RootConfig
 from hilrl.core import TeleopCommand
 from hilrl.data.lerobot import LeRobotDatasetReader
-from hilrl.rewards.label import LABEL_META, MemorySink, SimLabeller, label_sim_dataset
+from hilrl.rewards.label import (
+    LABEL_META,
+    LabelStats,
+    MemorySink,
+    SimLabeller,
+    label_sim_dataset,
+)
 from hilrl.types import IMAGE_PREFIX, STATE_KEY
 
 SUCCESS_FROM = 6
@@ -155,3 +161,32 @@ def test_label_sim_needs_the_sim_and_cameras(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"env\.robot\.type"):
         label_sim_dataset(replace(cfg, env=replace(cfg.env, gym_id="Pendulum-v1")), progress=False)
     assert not (tmp_path / "ds").exists()
+
+
+class SeedLog(CounterTask):
+    """A :class:`CounterTask` that keeps every reset seed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seeds: list[int | None] = []
+
+    def reset_task(self, seed: int | None = None) -> None:
+        super().reset_task(seed)
+        self.seeds.append(seed)
+
+
+def label_reset_seeds(seed: int, episodes: int = 20) -> tuple[list[int | None], LabelStats]:
+    """The seeds the env was reset with in a labelling run, and the run's stats."""
+    task = SeedLog()
+    cfg = SimLabelConfig(num_episodes=episodes, random_ticks=1, after_ticks=1, seed=seed)
+    stats = SimLabeller(CounterEnv(task), task, Expert(), cfg).run(MemorySink(), episodes, "t")
+    return task.seeds, stats
+
+
+def test_label_runs_seeded_0_and_1_share_no_scene() -> None:
+    first, stats = label_reset_seeds(0)
+    second, _ = label_reset_seeds(1)
+    assert len(set(first)) == len(set(second)) == 20
+    assert not set(first) & set(second)
+    assert label_reset_seeds(0, episodes=3)[0] == first[:3]  # the same seed, the same scenes
+    assert stats.seeds == first  # what label-sim writes into its sidecar

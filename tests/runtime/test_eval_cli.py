@@ -11,6 +11,7 @@ import torch
 from eval_helpers import COUNTERS, STEP, make_run
 
 from hilrl.cli.main import main
+from hilrl.runtime.evaluate import eval_seed
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +47,7 @@ def test_eval_writes_metrics_and_videos(tmp_path: Path, capsys: pytest.CaptureFi
     assert entry["env_steps"] == COUNTERS["env_steps"]
     assert entry["policy_version"] == COUNTERS["weights_version"]
     assert entry["episodes"] == 2 and len(entry["per_episode"]) == 2
-    assert [e["seed"] for e in entry["per_episode"]] == [4, 5]
+    assert [e["seed"] for e in entry["per_episode"]] == [eval_seed(4, 0), eval_seed(4, 1)]
     assert all(1 <= e["length"] <= 3 for e in entry["per_episode"])  # the override applied
     assert entry["success_ci_low"] <= entry["success_rate"] <= entry["success_ci_high"]
     video = run / "videos" / f"eval_step{STEP:09d}_ep000.mp4"

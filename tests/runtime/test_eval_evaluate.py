@@ -15,7 +15,7 @@ from eval_helpers import make_run, tiny_env_cfg
 
 from hilrl.robots.sim import RenderBackendError
 from hilrl.runtime.eval_video import Mp4Writer
-from hilrl.runtime.evaluate import EvalResult, evaluate, wilson_interval
+from hilrl.runtime.evaluate import EvalResult, eval_seed, evaluate, wilson_interval
 from hilrl.runtime.policy_io import load_policy
 from hilrl.types import IMAGE_PREFIX, Observation
 
@@ -107,7 +107,7 @@ def test_evaluate_a_loaded_policy(tmp_path: Path) -> None:
     result = evaluate(policy, cfg.env, episodes=3, seed=5)
     assert isinstance(result, EvalResult)
     assert [e.index for e in result.episodes] == [0, 1, 2]
-    assert [e.seed for e in result.episodes] == [5, 6, 7]
+    assert [e.seed for e in result.episodes] == [eval_seed(5, i) for i in range(3)]
     limit = cfg.env.max_episode_steps
     assert limit == 4
     for e in result.episodes:

@@ -34,6 +34,10 @@ from hilrl.data.lerobot.features import Feature, column_to_numpy, png_decode
 from hilrl.data.lerobot.layout import FileIndex
 
 BOOKKEEPING = ("episode_index", "frame_index", "index", "timestamp", "task_index")
+SUPPORTED = (
+    f"{layout.CODEBASE_VERSION} and, for reading only, {' and '.join(layout.LEGACY_VERSIONS)}"
+)
+"""The codebase versions this reader understands, as error messages name them."""
 
 
 @dataclass(frozen=True)
@@ -92,11 +96,15 @@ class LeRobotDatasetReader:
         self.info: dict[str, Any] = info
         self.version = info.get("codebase_version")
         if self.version != layout.CODEBASE_VERSION and self.version not in layout.LEGACY_VERSIONS:
-            raise DatasetError(
-                self.path(info_display),
-                f"unknown codebase_version {self.version!r}; this reader supports "
-                f"{(layout.CODEBASE_VERSION, *layout.LEGACY_VERSIONS)}",
+            declared = (
+                "has no codebase_version"
+                if self.version is None
+                else f"unknown codebase_version {self.version!r}"
             )
+            raise DatasetError(
+                self.path(info_display), f"{declared}; this reader supports {SUPPORTED}"
+            )
+        self._check_layout()
         fps = info.get("fps")
         if not isinstance(fps, int | float) or isinstance(fps, bool) or fps <= 0:
             raise DatasetError(self.path(info_display), f"fps {fps!r} is not a positive number")
@@ -118,6 +126,31 @@ class LeRobotDatasetReader:
         self.stats = self._load_stats()
         self._check_totals()
         self._by_index = {ep.index: ep for ep in self.episodes}
+
+    def _check_layout(self) -> None:
+        """Refuse an info.json whose codebase_version the files contradict.
+
+        A v3.0 folder declared v2.1 (or the reverse: a hand-edited or half-converted
+        dataset) would otherwise fail on the first file of the declared layout with a
+        misleading "file not found"; this names info.json, the declared version and the
+        layout the files are in.
+        """
+        v3 = (layout.TASKS_PATH, layout.EPISODES_DIR)
+        legacy = (layout.LEGACY_EPISODES_PATH, layout.LEGACY_TASKS_PATH)
+        if self.version == layout.CODEBASE_VERSION:
+            want, other, other_name = v3, legacy, "v2.x"
+        else:
+            want, other, other_name = legacy, v3, layout.CODEBASE_VERSION
+        present = [rel for rel in other if self.path(rel).exists()]
+        if not present or any(self.path(rel).exists() for rel in want):
+            return  # the declared layout, or neither (its first missing file is named later)
+        raise DatasetError(
+            self.path(layout.INFO_PATH),
+            f"declares codebase_version {self.version!r}, but the files are laid out as "
+            f"{other_name} ({' and '.join(present)} present, no {' or '.join(want)}); set "
+            f"codebase_version to the version the dataset was written in (this reader "
+            f"supports {SUPPORTED})",
+        )
 
     # ------------------------------------------------------------------ paths
     def path(self, rel: str) -> Path:
