@@ -268,7 +268,7 @@ def bench_weights(learner: _Learner, pushes: int, spool: str) -> dict[str, float
         start = time.perf_counter()
         size = int(learner.call("publish", version))  # type: ignore[call-overload]
         got = client.wait_for_weights(version - 1, 10.0)
-        if got is None or got[0] != version:
+        if got is None or got.version != version:
             raise RuntimeError(f"weights version {version} did not arrive")
         if version >= 3:  # the first pushes warm up the stream
             latencies.append(time.perf_counter() - start)

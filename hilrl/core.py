@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from hilrl.types import EpisodeStats, Observation, Transition
+from hilrl.types import EpisodeStats, Observation, PolicyUpdate, Transition
 
 
 @runtime_checkable
@@ -174,4 +174,4 @@ class TransitionSink(Protocol):
 class ParameterSource(Protocol):
     """Where an actor gets new policy weights from; ``None`` when nothing newer exists."""
 
-    def latest(self, newer_than: int) -> tuple[int, dict[str, np.ndarray]] | None: ...
+    def latest(self, newer_than: int) -> PolicyUpdate | None: ...

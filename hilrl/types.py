@@ -16,6 +16,7 @@ grasp critic learns, as in HIL-SERL).
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -80,6 +81,15 @@ class Transition:
         return self.terminated or self.truncated
 
 
+class EpisodeKind(enum.IntEnum):
+    """What an episode was for (the wire's ``EpisodeKind`` enum has the same numbers)."""
+
+    TRAIN = 1
+    """A training episode: its transitions went to the learner."""
+    EVAL = 2
+    """An evaluation episode: the policy alone, deterministic; no transitions sent."""
+
+
 @dataclass
 class EpisodeStats:
     """Summary of one finished episode, sent by the actor to the learner."""
@@ -92,10 +102,40 @@ class EpisodeStats:
     policy_version: int
     actor_id: str = ""
     extra: dict[str, float] = field(default_factory=dict)
+    """Further named, finite figures (at most 32 on the wire)."""
+    kind: EpisodeKind = EpisodeKind.TRAIN
+    interrupted: bool = False
+    """Cut short by the operator (a pause, or a takeover during evaluation)."""
+    operator_takeover: bool = False
+    """The operator tried to take over during an evaluation episode (which ended there)."""
 
     @property
     def intervention_rate(self) -> float:
         return self.intervention_steps / max(self.length, 1)
+
+    @property
+    def is_eval(self) -> bool:
+        return self.kind == EpisodeKind.EVAL
+
+
+@dataclass(frozen=True)
+class LearnerProgress:
+    """Where the learner stands, sent with each weight publication."""
+
+    updates: int = 0
+    env_steps: int = 0
+    """Training env steps received from all actors."""
+    step_allowance: int = -1
+    """Env steps all actors together may take until the next publication; -1: no limit."""
+
+
+@dataclass(frozen=True)
+class PolicyUpdate:
+    """One weight publication as an actor receives it."""
+
+    version: int
+    weights: dict[str, np.ndarray]
+    progress: LearnerProgress = field(default_factory=LearnerProgress)
 
 
 class Batch(NamedTuple):

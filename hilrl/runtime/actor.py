@@ -18,8 +18,8 @@ The stored action is ``info['teleop_action']``: what was executed, the operator'
 action while they intervened. ``next_observation`` is the one ``step`` returned, also at
 a termination or a time-limit truncation (never the next episode's first frame).
 
-The learner's published weights carry three numbers besides the networks
-(:data:`META_UPDATES`, :data:`META_ENV_STEPS`, :data:`META_ALLOWANCE`). With
+The learner's published weights carry its progress (:class:`hilrl.types.LearnerProgress`:
+updates, env steps, the step allowance), a typed record on the wire. With
 ``train.updates_per_env_step`` > 0 the allowance is how many more env steps all actors
 together may take before the learner's next publication; an actor that used its share
 waits (holding the arm with the safety watchdog) until new weights come. It also waits
@@ -39,7 +39,7 @@ The operator during evaluation: their *events* count as in training (quit stops 
 actor, pause pauses it, success / failure / rerecord end the episode), their *actions*
 never reach the arm (the episode measures the policy alone). An operator who takes over
 during an evaluation episode ends it at that tick: the episode is reported with
-``extra['operator_takeover'] = 1`` and ``extra['interrupted'] = 1`` (not a success
+``operator_takeover`` and ``interrupted`` set (not a success
 unless the env reported one on that very tick) and the rest of that evaluation round is
 skipped, so the operator gets the controls back with the next training episode.
 
@@ -48,7 +48,7 @@ A pause ends the episode: the step that carried the pause event is sent as a tru
 operator resumes, and a new episode starts with a reset. The observation taken before
 the pause is never used again (the world may have changed while paused; there is no
 generic way to read a fresh observation through every wrapper of the stack without a
-step). Such episodes carry ``extra['interrupted'] = 1``.
+step). Such episodes carry ``interrupted``.
 """
 
 from __future__ import annotations
@@ -72,20 +72,11 @@ from hilrl.core import InputController, Policy, TeleopCommand
 from hilrl.policies.sac_policy import SACPolicy
 from hilrl.runtime.stopping import StopFlag
 from hilrl.transport.api import ActorEndpoint
-from hilrl.types import EpisodeStats, Observation, Transition
+from hilrl.types import EpisodeKind, EpisodeStats, Observation, PolicyUpdate, Transition
 
 log = logging.getLogger("hilrl.runtime.actor")
 
 Env = gym.Env[Any, Any]
-
-META_PREFIX = "meta."
-"""Published weights whose names start with this are learner progress, not network tensors."""
-META_UPDATES = "meta.updates"
-"""Learner updates made when the weights were published (int64, shape (1,))."""
-META_ENV_STEPS = "meta.env_steps"
-"""Env steps the learner had received (all actors) when the weights were published."""
-META_ALLOWANCE = "meta.step_allowance"
-"""Env steps all actors together may take until the next publication; -1: no limit."""
 
 
 def episode_seed(run_seed: int, stream: str, actor_index: int, episode: int) -> int:
@@ -376,12 +367,9 @@ class ActorLoop:
                 if not (terminated or truncated):
                     obs = next_obs
                     continue
-                extra = {"eval": float(evaluate)}
-                if interrupted:
-                    extra["interrupted"] = 1.0
-                if takeover:
-                    extra["operator_takeover"] = 1.0
-                self._end_episode(index, frame, ret, interventions, info, evaluate, extra)
+                self._end_episode(
+                    index, frame, ret, interventions, info, evaluate, interrupted, takeover
+                )
                 if info.get("event_quit"):
                     return self._quit()
                 if paused:
@@ -489,7 +477,8 @@ class ActorLoop:
         interventions: int,
         info: Mapping[str, Any],
         evaluate: bool,
-        extra: dict[str, float] | None = None,
+        interrupted: bool = False,
+        takeover: bool = False,
     ) -> None:
         success = bool(info.get("success", False))
         stats = EpisodeStats(
@@ -500,7 +489,9 @@ class ActorLoop:
             intervention_steps=interventions,
             policy_version=max(self._version, 0),
             actor_id=self.opts.actor_id,
-            extra=extra if extra is not None else {"eval": float(evaluate)},
+            kind=EpisodeKind.EVAL if evaluate else EpisodeKind.TRAIN,
+            interrupted=interrupted,
+            operator_takeover=takeover,
         )
         self.endpoint.put_episode(stats)
         if evaluate:
@@ -523,24 +514,19 @@ class ActorLoop:
 
     # ------------------------------------------------------------------ weights
 
-    def _load(self, version: int, weights: Mapping[str, np.ndarray]) -> None:
+    def _load(self, update: PolicyUpdate) -> None:
         # Writable arrays: the in-process transport hands out read-only ones, which torch
         # warns about when it wraps them (load_state_dict copies them anyway).
-        nets = {
-            k: v if v.flags.writeable else np.array(v)
-            for k, v in weights.items()
-            if not k.startswith(META_PREFIX)
-        }
-        self.policy.load_weights(nets, version)
-        allowance = weights.get(META_ALLOWANCE)
-        self._allowance = int(np.asarray(allowance).reshape(-1)[0]) if allowance is not None else -1
-        self._version = version
+        nets = {k: v if v.flags.writeable else np.array(v) for k, v in update.weights.items()}
+        self.policy.load_weights(nets, update.version)
+        self._allowance = update.progress.step_allowance
+        self._version = update.version
         self._since_weights = 0
 
     def _refresh_weights(self) -> None:
         got = self.endpoint.latest(self._version)
         if got is not None:
-            self._load(*got)
+            self._load(got)
 
     def _wait_for_weights(self, first: bool = False) -> bool:
         """Wait for weights newer than ours, holding the arm; False when stopping."""
@@ -548,7 +534,7 @@ class ActorLoop:
         while not self.stop.is_set():
             got = self.endpoint.wait_for_weights(self._version, WAIT_TICK_S)
             if got is not None:
-                self._load(*got)
+                self._load(got)
                 return True
             self._watchdog()
             if first and time.monotonic() > deadline:

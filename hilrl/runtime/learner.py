@@ -69,10 +69,9 @@ import torch
 from hilrl.config.loader import ConfigError, save_config
 from hilrl.config.root import RootConfig
 from hilrl.data.mixer import MixedSampler, ReplayBuffers
-from hilrl.runtime.actor import META_ALLOWANCE, META_ENV_STEPS, META_UPDATES
 from hilrl.runtime.run_dir import JsonlWriter, RunDir, prepare_run, read_jsonl, write_json
 from hilrl.runtime.stopping import StopFlag
-from hilrl.types import EpisodeStats, Transition
+from hilrl.types import EpisodeStats, LearnerProgress, Transition
 
 log = logging.getLogger("hilrl.runtime.learner")
 
@@ -98,7 +97,12 @@ class Endpoint(Protocol):
 
     def stop(self) -> None: ...
 
-    def publish_weights(self, weights: Mapping[str, np.ndarray], version: int) -> None: ...
+    def publish_weights(
+        self,
+        weights: Mapping[str, np.ndarray],
+        version: int,
+        progress: LearnerProgress | None = None,
+    ) -> None: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 
@@ -509,7 +513,7 @@ class Learner:
         actor resending what a crashed learner had logged) is neither written nor
         counted again.
         """
-        is_eval = bool(stats.extra.get("eval", 0.0))
+        is_eval = stats.is_eval
         key = (actor_id, int(stats.episode_index), is_eval, int(stats.policy_version))
         if key in self._written_episodes:
             return
@@ -531,8 +535,8 @@ class Learner:
             "policy_version": stats.policy_version,
             "eval": is_eval,
             "autonomous_success": bool(stats.success and stats.intervention_steps == 0),
-            "interrupted": bool(stats.extra.get("interrupted", 0.0)),
-            "operator_takeover": bool(stats.extra.get("operator_takeover", 0.0)),
+            "interrupted": stats.interrupted,
+            "operator_takeover": stats.operator_takeover,
         }
         self.episodes_log.write(json_safe(record))
         prefix = "eval" if is_eval else "episode"
@@ -722,10 +726,8 @@ class Learner:
         self._withheld_version = False
         with self._lock:
             env_steps = self.counters.env_steps
-        weights[META_UPDATES] = np.array([self.counters.updates], np.int64)
-        weights[META_ENV_STEPS] = np.array([env_steps], np.int64)
-        weights[META_ALLOWANCE] = np.array([self.step_allowance(env_steps)], np.int64)
-        endpoint.publish_weights(weights, version)
+        progress = LearnerProgress(self.counters.updates, env_steps, self.step_allowance(env_steps))
+        endpoint.publish_weights(weights, version, progress)
         self.counters.weights_version = version
         self.run.record_published_version(version)
         return version

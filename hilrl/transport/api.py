@@ -13,15 +13,14 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from hilrl.core import ParameterSource, TransitionSink
+from hilrl.types import LearnerProgress, PolicyUpdate
 
 
 @runtime_checkable
 class ActorEndpoint(TransitionSink, ParameterSource, Protocol):
     """What an actor holds: put data, get weights, flush and close."""
 
-    def wait_for_weights(
-        self, newer_than: int, timeout_s: float
-    ) -> tuple[int, dict[str, np.ndarray]] | None: ...
+    def wait_for_weights(self, newer_than: int, timeout_s: float) -> PolicyUpdate | None: ...
 
     def flush(self, timeout_s: float) -> bool: ...
 
@@ -36,7 +35,12 @@ class LearnerEndpoint(Protocol):
     snapshot, save both, then ``mark_durable(state)`` so actors may drop their copies.
     """
 
-    def publish_weights(self, weights: Mapping[str, np.ndarray], version: int) -> None: ...
+    def publish_weights(
+        self,
+        weights: Mapping[str, np.ndarray],
+        version: int,
+        progress: LearnerProgress | None = None,
+    ) -> None: ...
 
     def state_dict(self) -> dict[str, Any]: ...
 

@@ -6,7 +6,7 @@ The actor loop uses it like this::
     client.connect(timeout_s=30)                 # optional: fail early on a bad setup
     while running:
         if (new := client.latest(policy.version)) is not None:
-            policy.load_weights(new[1], new[0])
+            policy.load_weights(new.weights, new.version)     # new.progress: the learner's
         ...
         client.put_transitions([transition])     # returns at once, never blocks
         if done:
@@ -52,7 +52,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
 
 from hilrl.config.transport import TransportConfig
 from hilrl.transport import codec
@@ -75,7 +74,7 @@ from hilrl.transport.security import (
     channel_credentials,
 )
 from hilrl.transport.spool import Spool, foreign_spools, spool_root
-from hilrl.types import EpisodeStats, Transition
+from hilrl.types import EpisodeStats, LearnerProgress, PolicyUpdate, Transition
 
 log = logging.getLogger("hilrl.transport.client")
 
@@ -298,7 +297,7 @@ class ActorClient:
         self._link: _Link | None = None
         self._fatal: TransportError | None = None
         self._stats = ActorClientStats(backlog_messages=len(self._backlog))
-        self._weights: tuple[int, dict[str, np.ndarray]] | None = None
+        self._weights: PolicyUpdate | None = None
         self._threads: list[threading.Thread] = []
         self._started = False
         if start:
@@ -489,21 +488,19 @@ class ActorClient:
             self._outstanding += 1
             self._wake.notify_all()
 
-    def latest(self, newer_than: int) -> tuple[int, dict[str, np.ndarray]] | None:
+    def latest(self, newer_than: int) -> PolicyUpdate | None:
         """The newest weights if their version is above ``newer_than``, else None."""
         self._raise_fatal()
         with self._lock:
-            if self._weights is not None and self._weights[0] > newer_than:
+            if self._weights is not None and self._weights.version > newer_than:
                 return self._weights
         return None
 
-    def wait_for_weights(
-        self, newer_than: int, timeout_s: float
-    ) -> tuple[int, dict[str, np.ndarray]] | None:
+    def wait_for_weights(self, newer_than: int, timeout_s: float) -> PolicyUpdate | None:
         """Block until weights newer than ``newer_than`` arrive (e.g. at actor startup)."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
-            while self._weights is None or self._weights[0] <= newer_than:
+            while self._weights is None or self._weights.version <= newer_than:
                 self._raise_fatal()
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -1084,7 +1081,7 @@ class ActorClient:
                 if self._closing:
                     return
                 link = self._link
-                have = self._weights[0] if self._weights is not None else -1
+                have = self._weights.version if self._weights is not None else -1
             assert link is not None
             seen_generation = link.generation
             try:
@@ -1122,9 +1119,14 @@ class ActorClient:
             version, weights = codec.decode_weights(msg.payload)
             if version != msg.sequence:
                 raise ProtocolError(f"weights say version {version}, their frame {msg.sequence}")
+            progress = (
+                codec.decode_progress(msg.progress)
+                if msg.progress is not None
+                else LearnerProgress()
+            )
             with self._lock:
-                if self._weights is None or version > self._weights[0]:
-                    self._weights = (version, weights)
+                if self._weights is None or version > self._weights.version:
+                    self._weights = PolicyUpdate(version, weights, progress)
                     self._stats.weights_version = version
                     self._stats.weights_received += 1
                     self._wake.notify_all()

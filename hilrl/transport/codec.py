@@ -1,4 +1,4 @@
-"""Payload encoding: transitions, episode statistics and weights as safetensors bytes.
+"""Payload encoding: transitions and weights as safetensors bytes, episodes as a proto record.
 
 Why safetensors: it is a flat header (JSON: name, dtype, shape, offsets) followed by raw
 little-endian buffers, parsed by a bounds-checked reader. Decoding it can only yield
@@ -29,22 +29,34 @@ import safetensors
 import safetensors.numpy
 
 from hilrl.transport.errors import ProtocolError
-from hilrl.types import IMAGE_PREFIX, EpisodeStats, Observation, Transition
+from hilrl.transport.proto import hilrl_transport_pb2 as pb
+from hilrl.types import (
+    IMAGE_PREFIX,
+    EpisodeKind,
+    EpisodeStats,
+    LearnerProgress,
+    Observation,
+    Transition,
+)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Wire schema of payloads and frames; bump on any incompatible change.
 
 2: two-level acknowledgements (received / durable), see the .proto file; payloads as in 1.
+3: typed records: the learner's progress rides on the weights frames (``Frame.progress``,
+   not "meta.*" pseudo-tensors) and an episode is an ``EpisodeRecord`` (its kind typed,
+   not an "eval" key); transition payloads as in 1.
 """
-PAYLOAD_VERSIONS = ("1", str(SCHEMA_VERSION))
-"""Payload versions that decode: v2 left the payload layout of v1 unchanged, so messages
-an older actor left in its spool still reach the learner after an upgrade."""
+PAYLOAD_VERSIONS = ("1", "2", str(SCHEMA_VERSION))
+"""Payload versions that decode: transition payloads are unchanged since v1, and a v2
+episode payload (safetensors) still decodes, so messages an older actor left in its
+spool still reach the learner after an upgrade."""
 
 MAX_TRANSITIONS_PER_MESSAGE = 4096
 MAX_HEADER_BYTES = 1 << 20
 """safetensors JSON headers above this are refused before parsing (ours are a few KB)."""
 MAX_ACTION_DIM = 1024
-MAX_EXTRA_FIELDS = 64
+MAX_EXTRA_FIELDS = 32
 MAX_WEIGHT_TENSORS = 100_000
 
 KIND_TRANSITIONS = "transitions"
@@ -454,36 +466,95 @@ def decode_transitions(
 
 
 def encode_episode(stats: EpisodeStats) -> bytes:
-    """EpisodeStats as safetensors bytes (the actor id travels in the frame header)."""
+    """EpisodeStats as a serialised ``EpisodeRecord`` (the actor id travels in the frame header)."""
     if len(stats.extra) > MAX_EXTRA_FIELDS:
         raise ValueError(
             f"EpisodeStats.extra has {len(stats.extra)} fields, at most {MAX_EXTRA_FIELDS}"
         )
-    tensors = {
-        "episode_index": np.array([stats.episode_index], dtype=np.int64),
-        "length": np.array([stats.length], dtype=np.int64),
-        "episode_return": np.array([stats.episode_return], dtype=np.float64),
-        "success": np.array([stats.success], dtype=np.bool_),
-        "intervention_steps": np.array([stats.intervention_steps], dtype=np.int64),
-        "policy_version": np.array([stats.policy_version], dtype=np.int64),
-    }
     for name, value in stats.extra.items():
         if not _NAME.match(name):
             raise ValueError(f"EpisodeStats.extra key {name!r} must match {_NAME.pattern}")
-        tensors[_EXTRA_PREFIX + name] = np.array([value], dtype=np.float64)
-    meta = {"kind": KIND_EPISODE, "schema_version": str(SCHEMA_VERSION)}
-    return bytes(safetensors.numpy.save(tensors, metadata=meta))
+        if not np.isfinite(value):
+            raise ValueError(f"EpisodeStats.extra[{name!r}] = {value} is not finite")
+    for name in ("episode_index", "length", "intervention_steps", "policy_version"):
+        if getattr(stats, name) < 0:
+            raise ValueError(f"EpisodeStats.{name} = {getattr(stats, name)} is negative")
+    record = pb.EpisodeRecord(
+        episode_index=stats.episode_index,
+        length=stats.length,
+        episode_return=stats.episode_return,
+        success=bool(stats.success),
+        intervention_steps=stats.intervention_steps,
+        policy_version=stats.policy_version,
+        kind=int(stats.kind),  # type: ignore[arg-type]
+        interrupted=bool(stats.interrupted),
+        operator_takeover=bool(stats.operator_takeover),
+        extra={k: float(v) for k, v in stats.extra.items()},
+    )
+    return record.SerializeToString()
 
 
 def decode_episode(data: bytes, actor_id: str = "") -> EpisodeStats:
-    """Validate and unpack :func:`encode_episode` bytes; ``actor_id`` comes from the session."""
+    """Validate and unpack :func:`encode_episode` bytes; ``actor_id`` comes from the session.
+
+    A v2 payload (safetensors, the kind in an ``extra/eval`` field) left in an actor's
+    spool by an older version decodes too.
+    """
+    if data[8:9] == b"{":
+        try:
+            return _decode_episode_v2(data, actor_id)
+        except ProtocolError:
+            pass  # not a v2 payload after all: read it as a record
+    record = pb.EpisodeRecord()
+    try:
+        record.ParseFromString(data)
+    except Exception as exc:
+        raise ProtocolError(f"episode payload is not an EpisodeRecord: {exc}") from exc
+    if record.kind not in (pb.EPISODE_KIND_TRAIN, pb.EPISODE_KIND_EVAL):
+        raise ProtocolError(f"episode kind {record.kind} is not train (1) or eval (2)")
+    if not np.isfinite(record.episode_return):
+        raise ProtocolError("episode field 'episode_return' holds NaN or infinite values")
+    if record.intervention_steps > record.length:
+        raise ProtocolError(
+            f"episode intervention_steps {record.intervention_steps} exceed its length {record.length}"
+        )
+    limit = np.iinfo(np.int64).max
+    for name in ("episode_index", "length", "intervention_steps", "policy_version"):
+        if getattr(record, name) > limit:
+            raise ProtocolError(f"episode field '{name}' is out of range")
+    if len(record.extra) > MAX_EXTRA_FIELDS:
+        raise ProtocolError(f"{len(record.extra)} extra episode fields, at most {MAX_EXTRA_FIELDS}")
+    extra: dict[str, float] = {}
+    for name, value in record.extra.items():
+        if not _NAME.match(name):
+            raise ProtocolError(f"extra episode field name {name!r:.80} is not allowed")
+        if not np.isfinite(value):
+            raise ProtocolError(f"extra episode field '{name}' holds NaN or infinite values")
+        extra[name] = float(value)
+    return EpisodeStats(
+        episode_index=int(record.episode_index),
+        length=int(record.length),
+        episode_return=float(record.episode_return),
+        success=bool(record.success),
+        intervention_steps=int(record.intervention_steps),
+        policy_version=int(record.policy_version),
+        actor_id=actor_id,
+        extra=extra,
+        kind=EpisodeKind(int(record.kind)),
+        interrupted=bool(record.interrupted),
+        operator_takeover=bool(record.operator_takeover),
+    )
+
+
+def _decode_episode_v2(data: bytes, actor_id: str) -> EpisodeStats:
+    """A v2 episode payload: safetensors fields, the kind and flags among the extras."""
     _, arrays = _load(data, KIND_EPISODE)
     extra_names = [k for k in arrays if k.startswith(_EXTRA_PREFIX)]
     unknown = set(arrays) - set(_EPISODE_FIELDS) - set(extra_names)
     if unknown:
         raise ProtocolError(f"unknown episode fields {sorted(unknown)}")
-    if len(extra_names) > MAX_EXTRA_FIELDS:
-        raise ProtocolError(f"{len(extra_names)} extra episode fields, at most {MAX_EXTRA_FIELDS}")
+    if len(extra_names) > 64:
+        raise ProtocolError(f"{len(extra_names)} extra episode fields, at most 64")
     values = {name: _check(arrays, name, dtype, (1,))[0] for name, dtype in _EPISODE_FIELDS.items()}
     _check_finite("episode_return", arrays["episode_return"])
     for name in ("episode_index", "length", "intervention_steps", "policy_version"):
@@ -498,6 +569,7 @@ def decode_episode(data: bytes, actor_id: str = "") -> EpisodeStats:
         arr = _check(arrays, name, np.dtype(np.float64), (1,))
         _check_finite(name, arr)
         extra[name[len(_EXTRA_PREFIX) :]] = float(arr[0])
+    flags = {k: bool(extra.pop(k, 0.0)) for k in ("eval", "interrupted", "operator_takeover")}
     return EpisodeStats(
         episode_index=int(values["episode_index"]),
         length=int(values["length"]),
@@ -507,7 +579,29 @@ def decode_episode(data: bytes, actor_id: str = "") -> EpisodeStats:
         policy_version=int(values["policy_version"]),
         actor_id=actor_id,
         extra=extra,
+        kind=EpisodeKind.EVAL if flags["eval"] else EpisodeKind.TRAIN,
+        interrupted=flags["interrupted"],
+        operator_takeover=flags["operator_takeover"],
     )
+
+
+def encode_progress(progress: LearnerProgress) -> pb.LearnerProgress:
+    """The wire record of the learner's progress (sent on weights frames)."""
+    if progress.updates < 0 or progress.env_steps < 0 or progress.step_allowance < -1:
+        raise ValueError(f"invalid learner progress {progress}")
+    return pb.LearnerProgress(
+        updates=progress.updates,
+        env_steps=progress.env_steps,
+        step_allowance=progress.step_allowance,
+    )
+
+
+def decode_progress(record: pb.LearnerProgress) -> LearnerProgress:
+    """Validate a received ``LearnerProgress``."""
+    limit = np.iinfo(np.int64).max
+    if record.updates > limit or record.env_steps > limit or record.step_allowance < -1:
+        raise ProtocolError(f"learner progress out of range: {record}")
+    return LearnerProgress(int(record.updates), int(record.env_steps), int(record.step_allowance))
 
 
 # --------------------------------------------------------------------------- weights

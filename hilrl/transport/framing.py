@@ -25,9 +25,17 @@ def checksum(payload: bytes) -> int:
 
 
 def make_frames(
-    kind: int, payload: bytes, sequence: int, actor_id: str, chunk_bytes: int
+    kind: int,
+    payload: bytes,
+    sequence: int,
+    actor_id: str,
+    chunk_bytes: int,
+    progress: pb.LearnerProgress | None = None,
 ) -> list[pb.Frame]:
-    """Cut one payload into frames of at most ``chunk_bytes`` data bytes each."""
+    """Cut one payload into frames of at most ``chunk_bytes`` data bytes each.
+
+    ``progress`` (weights only) rides on every frame of the message.
+    """
     count = max(1, -(-len(payload) // chunk_bytes))
     crc = checksum(payload)
     view = memoryview(payload)
@@ -42,6 +50,7 @@ def make_frames(
             chunk_index=i,
             chunk_count=count,
             data=payload if count == 1 else bytes(view[i * chunk_bytes : (i + 1) * chunk_bytes]),
+            progress=progress,
         )
         for i in range(count)
     ]
@@ -106,6 +115,8 @@ class Message:
     actor_id: str
     payload: bytes
     checksum: int
+    progress: pb.LearnerProgress | None = None
+    """The learner's progress (weights messages; from the first frame)."""
 
     def verify(self) -> None:
         """Raise :class:`ProtocolError` when the payload does not match its CRC-32.
@@ -199,7 +210,8 @@ class Reassembler:
                 raise ProtocolError(
                     f"payload has {len(payload)} bytes, header announced {head.payload_length}"
                 )
-            msg = Message(head.kind, head.sequence, head.actor_id, payload, head.checksum)
+            progress = head.progress if head.HasField("progress") else None
+            msg = Message(head.kind, head.sequence, head.actor_id, payload, head.checksum, progress)
             self.reset()
             return msg
         except ProtocolError:

@@ -44,7 +44,7 @@ from hilrl.transport.server import (
     deliver,
 )
 from hilrl.transport.state import make_state, parse_state
-from hilrl.types import EpisodeStats, Observation, Transition
+from hilrl.types import EpisodeStats, LearnerProgress, Observation, PolicyUpdate, Transition
 
 log = logging.getLogger("hilrl.transport.inproc")
 
@@ -100,7 +100,7 @@ class InProcLearner:
         self._sent: dict[str, int] = {}
         self._delivered: dict[str, int] = {}
         self._durable: dict[str, int] = {}
-        self._weights: tuple[int, dict[str, np.ndarray]] | None = None
+        self._weights: PolicyUpdate | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> InProcLearner:
@@ -136,7 +136,12 @@ class InProcLearner:
 
     # ---------------------------------------------------------------- learner API
 
-    def publish_weights(self, weights: Mapping[str, np.ndarray], version: int) -> None:
+    def publish_weights(
+        self,
+        weights: Mapping[str, np.ndarray],
+        version: int,
+        progress: LearnerProgress | None = None,
+    ) -> None:
         """Make read-only copies of ``weights`` the latest version (versions must increase)."""
         frozen = {}
         for name, arr in weights.items():
@@ -144,9 +149,11 @@ class InProcLearner:
             copy.flags.writeable = False
             frozen[name] = copy
         with self._lock:
-            if self._weights is not None and version <= self._weights[0]:
-                raise ValueError(f"weights version {version} is not newer than {self._weights[0]}")
-            self._weights = (version, frozen)
+            if self._weights is not None and version <= self._weights.version:
+                raise ValueError(
+                    f"weights version {version} is not newer than {self._weights.version}"
+                )
+            self._weights = PolicyUpdate(version, frozen, progress or LearnerProgress())
             self._changed.notify_all()
 
     def state_dict(self) -> dict[str, Any]:
@@ -235,7 +242,7 @@ class InProcLearner:
                 f"learner ingest did not take data for {self._put_timeout_s:.0f} s (is its callback stuck?)"
             ) from exc
 
-    def _latest(self) -> tuple[int, dict[str, np.ndarray]] | None:
+    def _latest(self) -> PolicyUpdate | None:
         with self._lock:
             return self._weights
 
@@ -288,13 +295,11 @@ class InProcActor:
             self.actor_id, replace(stats, actor_id=self.actor_id, extra=dict(stats.extra))
         )
 
-    def latest(self, newer_than: int) -> tuple[int, dict[str, np.ndarray]] | None:
-        weights = self._learner._latest()
-        return weights if weights is not None and weights[0] > newer_than else None
+    def latest(self, newer_than: int) -> PolicyUpdate | None:
+        update = self._learner._latest()
+        return update if update is not None and update.version > newer_than else None
 
-    def wait_for_weights(
-        self, newer_than: int, timeout_s: float
-    ) -> tuple[int, dict[str, np.ndarray]] | None:
+    def wait_for_weights(self, newer_than: int, timeout_s: float) -> PolicyUpdate | None:
         deadline = time.monotonic() + timeout_s
         while (got := self.latest(newer_than)) is None and time.monotonic() < deadline:
             with self._learner._changed:

@@ -73,7 +73,7 @@ from hilrl.transport.security import (
     server_credentials,
 )
 from hilrl.transport.state import make_state, parse_state
-from hilrl.types import EpisodeStats, Transition
+from hilrl.types import EpisodeStats, LearnerProgress, Transition
 
 log = logging.getLogger("hilrl.transport.server")
 
@@ -351,17 +351,24 @@ class LearnerServer:
 
     # ---------------------------------------------------------------- public API
 
-    def publish_weights(self, weights: Mapping[str, np.ndarray], version: int) -> None:
+    def publish_weights(
+        self,
+        weights: Mapping[str, np.ndarray],
+        version: int,
+        progress: LearnerProgress | None = None,
+    ) -> None:
         """Make ``weights`` the latest; every connected actor receives them once (no backlog).
 
-        Versions must increase. Encoding happens here, once, for all actors.
+        Versions must increase. Encoding happens here, once, for all actors. ``progress``
+        (the learner's updates, env steps and the actors' step allowance) travels with them.
         """
         payload = codec.encode_weights(weights, version)
+        record = codec.encode_progress(progress or LearnerProgress())
         if len(payload) > self.config.max_payload_bytes:
             raise ValueError(
                 f"weights of {len(payload)} bytes exceed transport.max_payload_bytes={self.config.max_payload_bytes}"
             )
-        frames = make_frames(pb.KIND_WEIGHTS, payload, version, "", self.config.chunk_bytes)
+        frames = make_frames(pb.KIND_WEIGHTS, payload, version, "", self.config.chunk_bytes, record)
         with self._lock:
             if self._weights is not None and version <= self._weights.version:
                 raise ValueError(

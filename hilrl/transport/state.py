@@ -20,8 +20,9 @@ from typing import Any
 
 from hilrl.transport import codec
 
-STATE_VERSIONS = (1, codec.SCHEMA_VERSION)
-"""Versions whose states load: v1 saved the same ``acked`` map (delivered = durable then)."""
+STATE_VERSIONS = (1, 2, codec.SCHEMA_VERSION)
+"""Versions whose states load: v1 saved the same ``acked`` map (delivered = durable then);
+v2 and v3 states are the same map (v3 changed payloads only)."""
 
 
 def make_state(run_id: str, acked: Mapping[str, int]) -> dict[str, Any]:

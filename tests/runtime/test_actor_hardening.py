@@ -133,10 +133,10 @@ class Sink:
         self.episodes.append(stats)
 
     def evals(self) -> list[EpisodeStats]:
-        return [e for e in self.episodes if e.extra.get("eval")]
+        return [e for e in self.episodes if e.is_eval]
 
     def train(self) -> list[EpisodeStats]:
-        return [e for e in self.episodes if not e.extra.get("eval")]
+        return [e for e in self.episodes if not e.is_eval]
 
 
 class Run:
@@ -259,7 +259,7 @@ def test_pause_during_an_evaluation_episode_holds_the_actor(tmp_path: Path) -> N
     times = [t for _, _, t in run.rec.steps]
     assert max(b - a for a, b in itertools.pairwise(times)) >= 0.5  # nothing stepped while paused
     first_eval = run.sink.evals()[0]
-    assert first_eval.length == 2 and first_eval.extra.get("interrupted") == 1.0
+    assert first_eval.length == 2 and first_eval.interrupted
     assert len(run.sink.transitions) == 2 * EPISODE
 
 
@@ -275,7 +275,7 @@ def test_a_takeover_during_evaluation_is_ignored_ends_the_episode_and_is_flagged
     run = run_actor(tmp_path, options, hook=at(True, 2, take_over))
     evals = run.sink.evals()
     assert evals[0].length == 2
-    assert evals[0].extra.get("operator_takeover") == 1.0 and evals[0].extra.get("interrupted")
+    assert evals[0].operator_takeover and evals[0].interrupted
     assert all(e.intervention_steps == 0 for e in evals)
     # every executed evaluation action was the policy's, never the operator's
     assert len(run.policy.calls) == len(run.rec.steps)
@@ -284,7 +284,7 @@ def test_a_takeover_during_evaluation_is_ignored_ends_the_episode_and_is_flagged
             assert not info["is_intervention"]
             np.testing.assert_allclose(info["teleop_action"], np.clip(action, -1, 1), atol=1e-6)
     # the rest of that evaluation round was skipped: training (where the operator drives) goes on
-    kinds = [bool(e.extra.get("eval")) for e in run.sink.episodes]
+    kinds = [e.is_eval for e in run.sink.episodes]
     assert not any(a and b for a, b in itertools.pairwise(kinds))
     assert run.loop.summary.eval_takeovers == len(evals) >= 2
     assert len(run.sink.transitions) == 3 * EPISODE
@@ -308,7 +308,7 @@ def test_a_pause_truncates_the_episode_and_the_next_one_starts_from_a_reset(
     assert run.loop.summary.pauses == 1
     # the step that carried the pause ends the episode as a truncation (it still bootstraps)
     assert ts[2].truncated and not ts[2].terminated
-    assert run.sink.episodes[0].length == 3 and run.sink.episodes[0].extra["interrupted"] == 1.0
+    assert run.sink.episodes[0].length == 3 and run.sink.episodes[0].interrupted
     # the next transition starts from a fresh reset, not from the observation before the pause
     assert len(run.rec.resets) >= 2
     fresh = run.rec.resets[1]

@@ -22,7 +22,7 @@ from hilrl.runtime.learner import Learner, LearnerFailed, MetricsAverage, json_s
 from hilrl.runtime.run_dir import RunDir
 from hilrl.runtime.status import RunStatus
 from hilrl.runtime.stopping import StopFlag
-from hilrl.types import STATE_KEY, EpisodeStats, Transition
+from hilrl.types import STATE_KEY, EpisodeKind, EpisodeStats, Transition
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -296,8 +296,8 @@ def test_durable_acks_need_checkpoints_that_hold_the_replay(
 
 
 def episode(index: int, version: int = 0, evaluate: bool = False) -> EpisodeStats:
-    extra = {"eval": 1.0} if evaluate else {}
-    return EpisodeStats(index, 10, 1.5 * index, index % 2 == 0, 2, version, extra=extra)
+    kind = EpisodeKind.EVAL if evaluate else EpisodeKind.TRAIN
+    return EpisodeStats(index, 10, 1.5 * index, index % 2 == 0, 2, version, kind=kind)
 
 
 def test_a_resumed_learner_does_not_repeat_resent_episodes(tmp_path: Path) -> None:

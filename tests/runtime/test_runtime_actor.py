@@ -13,10 +13,10 @@ import pytest
 from runtime_helpers import tiny_config
 
 from hilrl.policies.sac_policy import policy_weights
-from hilrl.runtime.actor import META_ALLOWANCE, ActorLoop, ActorOptions, open_actor
+from hilrl.runtime.actor import ActorLoop, ActorOptions, open_actor
 from hilrl.runtime.stopping import StopFlag
 from hilrl.transport import InProcLearner
-from hilrl.types import EpisodeStats, Transition
+from hilrl.types import EpisodeStats, LearnerProgress, Transition
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -70,7 +70,7 @@ def _run(
         with open_actor(cfg) as (env, policy, _arch):
             recorder = StepRecorder(env)
             weights = policy_weights(policy.nets)
-            learner.publish_weights({**weights, META_ALLOWANCE: np.array([allowance])}, 0)
+            learner.publish_weights(weights, 0, LearnerProgress(step_allowance=allowance))
             endpoint = learner.connect(options.actor_id)
             loop = ActorLoop(recorder, policy, endpoint, options)
             if publish_later is None:
@@ -80,7 +80,7 @@ def _run(
                 thread.start()
                 time.sleep(publish_later)
                 sent_before = loop.summary.steps
-                learner.publish_weights({**weights, META_ALLOWANCE: np.array([-1])}, 1)
+                learner.publish_weights(weights, 1, LearnerProgress(step_allowance=-1))
                 thread.join(timeout=30)
                 assert not thread.is_alive()
                 recorder.sent_before_publish = sent_before  # type: ignore[attr-defined]
@@ -146,8 +146,8 @@ def test_actor_waits_when_the_learner_step_allowance_is_used(tmp_path: Path) -> 
 def test_eval_episodes_run_without_operator_and_send_no_steps(tmp_path: Path) -> None:
     options = ActorOptions("actor-0", max_steps=25, seed=2, eval_every_episodes=1)
     sink, rec = _run(tmp_path, options)
-    evals = [e for e in sink.episodes if e.extra.get("eval")]
-    train = [e for e in sink.episodes if not e.extra.get("eval")]
+    evals = [e for e in sink.episodes if e.is_eval]
+    train = [e for e in sink.episodes if not e.is_eval]
     assert len(sink.transitions) == 25
     assert evals and len(evals) == len(train)
     assert all(e.intervention_steps == 0 for e in evals)

@@ -19,6 +19,7 @@ from hilrl.transport import (
     LearnerEndpoint,
     LearnerServer,
 )
+from hilrl.types import LearnerProgress
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -121,8 +122,8 @@ def test_weights_latest_wins_and_reach_every_actor(setup: Setup) -> None:
         setup.learner.publish_weights({"w": np.full((4, 4), version, np.float32)}, version)
     for a in actors:
         got = a.wait_for_weights(3, 10.0)
-        assert got is not None and got[0] == 4
-        assert np.array_equal(got[1]["w"], np.full((4, 4), 4, np.float32))
+        assert got is not None and got.version == 4
+        assert np.array_equal(got.weights["w"], np.full((4, 4), 4, np.float32))
         assert a.latest(4) is None
     with pytest.raises(ValueError, match="not newer"):
         setup.learner.publish_weights({"w": np.zeros(1, np.float32)}, 4)
@@ -160,3 +161,12 @@ def test_bad_transition_is_refused_at_put(setup: Setup) -> None:
     step.observation["observation.state"] = step.observation["observation.state"].astype(np.float64)
     with pytest.raises(ValueError, match="float32"):
         actor.put_transitions([step])
+
+
+def test_the_learners_progress_travels_with_its_weights(setup: Setup) -> None:
+    actor = setup.connect("p")
+    progress = LearnerProgress(updates=77, env_steps=1234, step_allowance=56)
+    setup.learner.publish_weights({"w": np.zeros(3, np.float32)}, 0, progress)
+    got = actor.wait_for_weights(-1, 10.0)
+    assert got is not None and got.progress == progress
+    assert set(got.weights) == {"w"}  # no pseudo-tensors among the weights

@@ -14,7 +14,7 @@ from hilrl.transport import codec
 from hilrl.transport.errors import ProtocolError
 from hilrl.transport.framing import Reassembler, make_frames
 from hilrl.transport.proto import hilrl_transport_pb2 as pb
-from hilrl.types import EpisodeStats, Transition
+from hilrl.types import EpisodeKind, EpisodeStats, LearnerProgress, Transition
 
 
 def assert_same_transition(a: Transition, b: Transition) -> None:
@@ -214,3 +214,65 @@ def test_frames_round_trip_in_chunks_and_enforce_caps() -> None:
     if payload[-1] != 0:
         with pytest.raises(ProtocolError, match="checksum"):
             msg.verify()
+
+
+# ------------------------------------------------------------- typed records (schema 3)
+
+
+def test_episode_kind_and_flags_are_typed_fields() -> None:
+    stats = EpisodeStats(
+        7, 40, 2.5, False, 3, 11, kind=EpisodeKind.EVAL, interrupted=True, operator_takeover=True
+    )
+    data = codec.encode_episode(stats)
+    record = pb.EpisodeRecord.FromString(data)  # a proto record, not string keys
+    assert record.kind == pb.EPISODE_KIND_EVAL and record.interrupted and record.operator_takeover
+    assert not record.extra
+    back = codec.decode_episode(data, "a")
+    assert back.is_eval and back.interrupted and back.operator_takeover and back.extra == {}
+
+
+def test_a_v2_episode_left_in_a_spool_still_decodes() -> None:
+    tensors = {
+        "episode_index": np.array([3], np.int64),
+        "length": np.array([9], np.int64),
+        "episode_return": np.array([1.0], np.float64),
+        "success": np.array([True]),
+        "intervention_steps": np.array([2], np.int64),
+        "policy_version": np.array([5], np.int64),
+        "extra/eval": np.array([1.0], np.float64),
+        "extra/score": np.array([0.5], np.float64),
+    }
+    v2 = bytes(safetensors.numpy.save(tensors, metadata={"kind": "episode", "schema_version": "2"}))
+    back = codec.decode_episode(v2, "a")
+    assert back.kind == EpisodeKind.EVAL and back.extra == {"score": 0.5}
+    assert (back.episode_index, back.length, back.policy_version) == (3, 9, 5)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": 0}, "episode kind 0"),
+        ({"episode_return": float("nan")}, "episode_return"),
+        ({"length": 2, "intervention_steps": 5}, "exceed its length"),
+        ({"extra": {"bad name!": 1.0}}, "not allowed"),
+        ({"extra": {"x": float("inf")}}, "'x'"),
+    ],
+)
+def test_bad_episode_records_are_refused(change: dict[str, object], message: str) -> None:
+    record = pb.EpisodeRecord(episode_index=1, length=5, kind=pb.EPISODE_KIND_TRAIN)
+    for name, value in change.items():
+        if name == "extra":
+            record.extra.update(value)  # type: ignore[arg-type]
+        else:
+            setattr(record, name, value)
+    with pytest.raises(ProtocolError, match=message):
+        codec.decode_episode(record.SerializeToString())
+
+
+def test_learner_progress_round_trips_and_is_checked() -> None:
+    progress = LearnerProgress(updates=12, env_steps=3400, step_allowance=-1)
+    assert codec.decode_progress(codec.encode_progress(progress)) == progress
+    with pytest.raises(ProtocolError, match="out of range"):
+        codec.decode_progress(pb.LearnerProgress(step_allowance=-5))
+    with pytest.raises(ValueError):
+        codec.encode_progress(LearnerProgress(updates=-1))

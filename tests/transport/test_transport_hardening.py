@@ -472,3 +472,19 @@ def test_episode_callback_refusal_is_counted_too(clients: list[ActorClient]) -> 
         assert server.actor_stats()["arm"].ingest_errors == 1
     finally:
         server.stop()
+
+
+def test_a_peer_of_the_previous_wire_schema_is_refused_naming_both_versions() -> None:
+    collector = Collector()
+    server = serve(fast_config(0), collector)
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        reply = pb_grpc.LearnerStub(channel).Handshake(
+            pb.HandshakeRequest(actor_id="old", run_id="run", schema_version=2), timeout=5
+        )
+        channel.close()
+        assert not reply.accepted and not reply.retryable
+        assert "v2" in reply.reason and f"v{codec.SCHEMA_VERSION}" in reply.reason
+        assert "same hilrl version" in reply.reason
+    finally:
+        server.stop()

@@ -24,27 +24,37 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+hilrl/transport/proto/hilrl_transport.proto\x12\x12hilrl.transport.v1\"\x91\x01\n\x10HandshakeRequest\x12\x10\n\x08\x61\x63tor_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\r\x12\x11\n\tarch_hash\x18\x04 \x01(\t\x12\x13\n\x0b\x63lient_info\x18\x05 \x01(\t\x12\x1b\n\x13previous_session_id\x18\x06 \x01(\t\"\xa6\x02\n\x0eHandshakeReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x16\n\x0elearner_run_id\x18\x05 \x01(\t\x12\x16\n\x0eschema_version\x18\x06 \x01(\r\x12\x1b\n\x13last_acked_sequence\x18\x07 \x01(\x04\x12\x19\n\x11max_payload_bytes\x18\x08 \x01(\x04\x12\x13\n\x0b\x63hunk_bytes\x18\t \x01(\x04\x12\x1e\n\x16last_accepted_sequence\x18\n \x01(\x04\x12\x18\n\x10\x64urable_sequence\x18\x0b \x01(\x04\x12\x14\n\x0c\x64urable_acks\x18\x0c \x01(\x08\"\xcd\x01\n\x05\x46rame\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.hilrl.transport.v1.Kind\x12\x16\n\x0eschema_version\x18\x02 \x01(\r\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x16\n\x0epayload_length\x18\x05 \x01(\x04\x12\x10\n\x08\x63hecksum\x18\x06 \x01(\r\x12\x13\n\x0b\x63hunk_index\x18\x07 \x01(\r\x12\x13\n\x0b\x63hunk_count\x18\x08 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\t \x01(\x0c\"f\n\x03\x41\x63k\x12\x15\n\racked_through\x18\x01 \x01(\x04\x12/\n\x08rejected\x18\x02 \x03(\x0b\x32\x1d.hilrl.transport.v1.Rejection\x12\x17\n\x0f\x64urable_through\x18\x03 \x01(\x04\"-\n\tRejection\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\"(\n\x10ParameterRequest\x12\x14\n\x0chave_version\x18\x01 \x01(\x03*V\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10KIND_TRANSITIONS\x10\x01\x12\x10\n\x0cKIND_EPISODE\x10\x02\x12\x10\n\x0cKIND_WEIGHTS\x10\x03\x32\xfb\x01\n\x07Learner\x12U\n\tHandshake\x12$.hilrl.transport.v1.HandshakeRequest\x1a\".hilrl.transport.v1.HandshakeReply\x12U\n\x10StreamParameters\x12$.hilrl.transport.v1.ParameterRequest\x1a\x19.hilrl.transport.v1.Frame0\x01\x12\x42\n\x08SendData\x12\x19.hilrl.transport.v1.Frame\x1a\x17.hilrl.transport.v1.Ack(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+hilrl/transport/proto/hilrl_transport.proto\x12\x12hilrl.transport.v1\"\x91\x01\n\x10HandshakeRequest\x12\x10\n\x08\x61\x63tor_id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\r\x12\x11\n\tarch_hash\x18\x04 \x01(\t\x12\x13\n\x0b\x63lient_info\x18\x05 \x01(\t\x12\x1b\n\x13previous_session_id\x18\x06 \x01(\t\"\xa6\x02\n\x0eHandshakeReply\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x11\n\tretryable\x18\x03 \x01(\x08\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\x16\n\x0elearner_run_id\x18\x05 \x01(\t\x12\x16\n\x0eschema_version\x18\x06 \x01(\r\x12\x1b\n\x13last_acked_sequence\x18\x07 \x01(\x04\x12\x19\n\x11max_payload_bytes\x18\x08 \x01(\x04\x12\x13\n\x0b\x63hunk_bytes\x18\t \x01(\x04\x12\x1e\n\x16last_accepted_sequence\x18\n \x01(\x04\x12\x18\n\x10\x64urable_sequence\x18\x0b \x01(\x04\x12\x14\n\x0c\x64urable_acks\x18\x0c \x01(\x08\"\x84\x02\n\x05\x46rame\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.hilrl.transport.v1.Kind\x12\x16\n\x0eschema_version\x18\x02 \x01(\r\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x16\n\x0epayload_length\x18\x05 \x01(\x04\x12\x10\n\x08\x63hecksum\x18\x06 \x01(\r\x12\x13\n\x0b\x63hunk_index\x18\x07 \x01(\r\x12\x13\n\x0b\x63hunk_count\x18\x08 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\t \x01(\x0c\x12\x35\n\x08progress\x18\n \x01(\x0b\x32#.hilrl.transport.v1.LearnerProgress\"M\n\x0fLearnerProgress\x12\x0f\n\x07updates\x18\x01 \x01(\x04\x12\x11\n\tenv_steps\x18\x02 \x01(\x04\x12\x16\n\x0estep_allowance\x18\x03 \x01(\x03\"\xdd\x02\n\rEpisodeRecord\x12\x15\n\repisode_index\x18\x01 \x01(\x04\x12\x0e\n\x06length\x18\x02 \x01(\x04\x12\x16\n\x0e\x65pisode_return\x18\x03 \x01(\x01\x12\x0f\n\x07success\x18\x04 \x01(\x08\x12\x1a\n\x12intervention_steps\x18\x05 \x01(\x04\x12\x16\n\x0epolicy_version\x18\x06 \x01(\x04\x12-\n\x04kind\x18\x07 \x01(\x0e\x32\x1f.hilrl.transport.v1.EpisodeKind\x12\x13\n\x0binterrupted\x18\x08 \x01(\x08\x12\x19\n\x11operator_takeover\x18\t \x01(\x08\x12;\n\x05\x65xtra\x18\n \x03(\x0b\x32,.hilrl.transport.v1.EpisodeRecord.ExtraEntry\x1a,\n\nExtraEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"f\n\x03\x41\x63k\x12\x15\n\racked_through\x18\x01 \x01(\x04\x12/\n\x08rejected\x18\x02 \x03(\x0b\x32\x1d.hilrl.transport.v1.Rejection\x12\x17\n\x0f\x64urable_through\x18\x03 \x01(\x04\"-\n\tRejection\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\"(\n\x10ParameterRequest\x12\x14\n\x0chave_version\x18\x01 \x01(\x03*V\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10KIND_TRANSITIONS\x10\x01\x12\x10\n\x0cKIND_EPISODE\x10\x02\x12\x10\n\x0cKIND_WEIGHTS\x10\x03*Z\n\x0b\x45pisodeKind\x12\x1c\n\x18\x45PISODE_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45PISODE_KIND_TRAIN\x10\x01\x12\x15\n\x11\x45PISODE_KIND_EVAL\x10\x02\x32\xfb\x01\n\x07Learner\x12U\n\tHandshake\x12$.hilrl.transport.v1.HandshakeRequest\x1a\".hilrl.transport.v1.HandshakeReply\x12U\n\x10StreamParameters\x12$.hilrl.transport.v1.ParameterRequest\x1a\x19.hilrl.transport.v1.Frame0\x01\x12\x42\n\x08SendData\x12\x19.hilrl.transport.v1.Frame\x1a\x17.hilrl.transport.v1.Ack(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'hilrl.transport.proto.hilrl_transport_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KIND']._serialized_start=913
-  _globals['_KIND']._serialized_end=999
+  _globals['_EPISODERECORD_EXTRAENTRY']._loaded_options = None
+  _globals['_EPISODERECORD_EXTRAENTRY']._serialized_options = b'8\001'
+  _globals['_KIND']._serialized_start=1399
+  _globals['_KIND']._serialized_end=1485
+  _globals['_EPISODEKIND']._serialized_start=1487
+  _globals['_EPISODEKIND']._serialized_end=1577
   _globals['_HANDSHAKEREQUEST']._serialized_start=68
   _globals['_HANDSHAKEREQUEST']._serialized_end=213
   _globals['_HANDSHAKEREPLY']._serialized_start=216
   _globals['_HANDSHAKEREPLY']._serialized_end=510
   _globals['_FRAME']._serialized_start=513
-  _globals['_FRAME']._serialized_end=718
-  _globals['_ACK']._serialized_start=720
-  _globals['_ACK']._serialized_end=822
-  _globals['_REJECTION']._serialized_start=824
-  _globals['_REJECTION']._serialized_end=869
-  _globals['_PARAMETERREQUEST']._serialized_start=871
-  _globals['_PARAMETERREQUEST']._serialized_end=911
-  _globals['_LEARNER']._serialized_start=1002
-  _globals['_LEARNER']._serialized_end=1253
+  _globals['_FRAME']._serialized_end=773
+  _globals['_LEARNERPROGRESS']._serialized_start=775
+  _globals['_LEARNERPROGRESS']._serialized_end=852
+  _globals['_EPISODERECORD']._serialized_start=855
+  _globals['_EPISODERECORD']._serialized_end=1204
+  _globals['_EPISODERECORD_EXTRAENTRY']._serialized_start=1160
+  _globals['_EPISODERECORD_EXTRAENTRY']._serialized_end=1204
+  _globals['_ACK']._serialized_start=1206
+  _globals['_ACK']._serialized_end=1308
+  _globals['_REJECTION']._serialized_start=1310
+  _globals['_REJECTION']._serialized_end=1355
+  _globals['_PARAMETERREQUEST']._serialized_start=1357
+  _globals['_PARAMETERREQUEST']._serialized_end=1397
+  _globals['_LEARNER']._serialized_start=1580
+  _globals['_LEARNER']._serialized_end=1831
 # @@protoc_insertion_point(module_scope)

@@ -16,10 +16,19 @@ class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     KIND_EPISODE: _ClassVar[Kind]
     KIND_WEIGHTS: _ClassVar[Kind]
 
+class EpisodeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EPISODE_KIND_UNSPECIFIED: _ClassVar[EpisodeKind]
+    EPISODE_KIND_TRAIN: _ClassVar[EpisodeKind]
+    EPISODE_KIND_EVAL: _ClassVar[EpisodeKind]
+
 KIND_UNSPECIFIED: Kind
 KIND_TRANSITIONS: Kind
 KIND_EPISODE: Kind
 KIND_WEIGHTS: Kind
+EPISODE_KIND_UNSPECIFIED: EpisodeKind
+EPISODE_KIND_TRAIN: EpisodeKind
+EPISODE_KIND_EVAL: EpisodeKind
 
 class HandshakeRequest(_message.Message):
     __slots__ = (
@@ -116,6 +125,7 @@ class Frame(_message.Message):
         "data",
         "kind",
         "payload_length",
+        "progress",
         "schema_version",
         "sequence",
     )
@@ -128,6 +138,7 @@ class Frame(_message.Message):
     CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     kind: Kind
     schema_version: int
     actor_id: str
@@ -137,6 +148,7 @@ class Frame(_message.Message):
     chunk_index: int
     chunk_count: int
     data: bytes
+    progress: LearnerProgress
     def __init__(
         self,
         kind: Kind | str | None = ...,
@@ -148,6 +160,77 @@ class Frame(_message.Message):
         chunk_index: int | None = ...,
         chunk_count: int | None = ...,
         data: bytes | None = ...,
+        progress: LearnerProgress | _Mapping | None = ...,
+    ) -> None: ...
+
+class LearnerProgress(_message.Message):
+    __slots__ = ("env_steps", "step_allowance", "updates")
+    UPDATES_FIELD_NUMBER: _ClassVar[int]
+    ENV_STEPS_FIELD_NUMBER: _ClassVar[int]
+    STEP_ALLOWANCE_FIELD_NUMBER: _ClassVar[int]
+    updates: int
+    env_steps: int
+    step_allowance: int
+    def __init__(
+        self,
+        updates: int | None = ...,
+        env_steps: int | None = ...,
+        step_allowance: int | None = ...,
+    ) -> None: ...
+
+class EpisodeRecord(_message.Message):
+    __slots__ = (
+        "episode_index",
+        "episode_return",
+        "extra",
+        "interrupted",
+        "intervention_steps",
+        "kind",
+        "length",
+        "operator_takeover",
+        "policy_version",
+        "success",
+    )
+    class ExtraEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: str | None = ..., value: float | None = ...) -> None: ...
+
+    EPISODE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    EPISODE_RETURN_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    INTERVENTION_STEPS_FIELD_NUMBER: _ClassVar[int]
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    INTERRUPTED_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_TAKEOVER_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_FIELD_NUMBER: _ClassVar[int]
+    episode_index: int
+    length: int
+    episode_return: float
+    success: bool
+    intervention_steps: int
+    policy_version: int
+    kind: EpisodeKind
+    interrupted: bool
+    operator_takeover: bool
+    extra: _containers.ScalarMap[str, float]
+    def __init__(
+        self,
+        episode_index: int | None = ...,
+        length: int | None = ...,
+        episode_return: float | None = ...,
+        success: bool | None = ...,
+        intervention_steps: int | None = ...,
+        policy_version: int | None = ...,
+        kind: EpisodeKind | str | None = ...,
+        interrupted: bool | None = ...,
+        operator_takeover: bool | None = ...,
+        extra: _Mapping[str, float] | None = ...,
     ) -> None: ...
 
 class Ack(_message.Message):
