@@ -37,6 +37,8 @@ from typing import Any, TypeVar
 import dacite
 import yaml
 
+from hilrl.fsutil import atomic_write_text
+
 T = TypeVar("T")
 
 
@@ -210,8 +212,8 @@ def dump_yaml(cfg: object) -> str:
 
 
 def save_config(cfg: object, path: str | Path) -> None:
-    """Write ``cfg`` as YAML; secret fields are written as ``"<redacted>"``."""
-    Path(path).write_text(dump_yaml(cfg))
+    """Write ``cfg`` as YAML, atomically; secret fields are written as ``"<redacted>"``."""
+    atomic_write_text(path, dump_yaml(cfg))
 
 
 # ------------------------------------------------------------------------------- secrets

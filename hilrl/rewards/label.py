@@ -19,7 +19,6 @@ and 1 share no scene, and none repeats a run's demonstration or evaluation layou
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ from hilrl.config.reward import SimLabelConfig
 from hilrl.config.root import RootConfig
 from hilrl.core import InputController, SimTask
 from hilrl.data.lerobot.features import ACTION, DONE, INTERVENTION, PENALTY, REWARD, TRUNCATED
+from hilrl.fsutil import atomic_write_json
 from hilrl.types import IMAGE_PREFIX, STATE_KEY, Observation
 
 LABEL_META = "meta/hilrl_labels.json"
@@ -330,5 +330,5 @@ def label_sim_dataset(
         "label": to_dict(cfg.reward.label),
         "env": to_dict(cfg.env),
     }
-    (root / LABEL_META).write_text(json.dumps(meta, indent=2) + "\n")
+    atomic_write_json(root / LABEL_META, meta, indent=2)
     return root, stats

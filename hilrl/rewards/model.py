@@ -19,18 +19,18 @@ tensors are in ``model.safetensors``).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from hilrl.config.loader import ConfigError, build, to_dict
 from hilrl.config.reward import RewardModelConfig
+from hilrl.fsutil import atomic_write_bytes, atomic_write_json
 from hilrl.policies.encoder import ObservationEncoder, ObservationSpec
 from hilrl.rewards.preprocess import PREPROCESSING
 
@@ -158,12 +158,8 @@ def save_classifier(model: RewardClassifier, meta: ClassifierMeta, folder: str |
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = out / (WEIGHTS_FILE + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT})
-    os.replace(tmp, out / WEIGHTS_FILE)
-    tmp = out / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta.to_json(), indent=2) + "\n")
-    os.replace(tmp, out / META_FILE)
+    atomic_write_bytes(out / WEIGHTS_FILE, save(tensors, metadata={"format": FORMAT}))
+    atomic_write_json(out / META_FILE, meta.to_json(), indent=2)
     return out
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import queue
 import sys
 import threading
@@ -40,6 +39,7 @@ from typing import Any, Protocol, TextIO
 
 import numpy as np
 
+from hilrl.fsutil import atomic_write_json
 from hilrl.robots.motor_bus import MotorBus
 
 FORMAT = "hilrl-calibration"
@@ -129,9 +129,7 @@ def save_calibration(cal: ArmCalibration, path: str | Path) -> None:
     validate_calibration(cal, path)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(calibration_to_dict(cal), indent=2) + "\n")
-    os.replace(tmp, p)
+    atomic_write_json(p, calibration_to_dict(cal), indent=2)
 
 
 def load_calibration(

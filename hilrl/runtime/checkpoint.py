@@ -50,7 +50,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from hilrl.config.loader import redact_secrets
-from hilrl.fsutil import fsync_dir, fsync_file
+from hilrl.fsutil import atomic_write_text, fsync_dir, fsync_file
 
 MARKER = "COMPLETE"
 FORMAT_VERSION = 1
@@ -150,8 +150,8 @@ def save_checkpoint(
             "architecture_config": algorithm.architecture_config(),
             "parts": sorted(parts),
         }
-        _write_text(tmp / "meta.json", json.dumps(meta, indent=1))
-        _write_text(tmp / MARKER, json.dumps(_marker(tmp, step), indent=1))
+        atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=1))
+        atomic_write_text(tmp / MARKER, json.dumps(_marker(tmp, step), indent=1))
         fsync_dir(tmp)
         if final.exists():  # re-saving a step: move the old one aside, never delete first
             trash = root / f"{_OLD}{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -213,7 +213,7 @@ def _write_part(folder: Path, name: str, state: Mapping[str, object]) -> None:
         save_file(_unshare(shard), str(path))
         fsync_file(path)
         files.append(path.name)
-    _write_text(folder / f"{name}.json", json.dumps({"files": files, "meta": state["meta"]}))
+    atomic_write_text(folder / f"{name}.json", json.dumps({"files": files, "meta": state["meta"]}))
 
 
 def _unshare(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -226,13 +226,6 @@ def _unshare(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if ptr != -1:
             seen.add(ptr)
     return out
-
-
-def _write_text(path: Path, text: str) -> None:
-    with open(path, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _prune(root: Path, keep_last: int, keep: Path) -> None:

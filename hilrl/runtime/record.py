@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import sys
 import time
@@ -50,6 +49,7 @@ from hilrl.data.lerobot.features import (
     TRUNCATED,
     hilrl_features,
 )
+from hilrl.fsutil import atomic_write_json
 from hilrl.runtime import pacing
 from hilrl.types import IMAGE_PREFIX, STATE_KEY, Observation
 
@@ -433,15 +433,8 @@ def read_record_meta(root: str | Path) -> dict[str, Any]:
 
 
 def write_record_meta(root: str | Path, meta: Mapping[str, Any]) -> None:
-    """Replace the sidecar atomically (temp file, fsync, rename)."""
-    path = Path(root) / RECORD_META
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=2, sort_keys=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Replace the sidecar atomically (:func:`hilrl.fsutil.atomic_write_json`)."""
+    atomic_write_json(Path(root) / RECORD_META, dict(meta), indent=2)
 
 
 def fallback_episode_seed(meta: Mapping[str, Any], run_seed: int, episode: int) -> int:

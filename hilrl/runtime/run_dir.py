@@ -29,12 +29,13 @@ time, so a reader may see a partial last line (skip lines that do not parse).
 from __future__ import annotations
 
 import json
-import os
 import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+from hilrl.fsutil import atomic_write_json
 
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
@@ -179,15 +180,11 @@ class RunDir:
 
 
 def write_json(path: Path, data: dict[str, Any], sync: bool = True) -> None:
-    """Replace ``path`` atomically (temporary file + rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-        if sync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Replace ``path`` atomically (:func:`hilrl.fsutil.atomic_write_json`).
+
+    ``sync=False``: no fsync (atomic, but a power cut may lose it).
+    """
+    atomic_write_json(path, data, indent=1, sync=sync)
 
 
 def read_json(path: Path) -> dict[str, Any]:

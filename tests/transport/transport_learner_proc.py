@@ -18,24 +18,15 @@ It never stops by itself: the test kills it (SIGKILL, no goodbye).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 from pathlib import Path
 
 from transport_testlib import fast_config
 
+from hilrl.fsutil import atomic_write_text
 from hilrl.transport import LearnerServer
 from hilrl.types import EpisodeStats, Transition
-
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -64,7 +55,7 @@ def main() -> None:
                 state = server.state_dict()
                 with lock:
                     held = list(replay)
-            write_atomically(checkpoint, json.dumps({"transport": state, "replay": held}))
+            atomic_write_text(checkpoint, json.dumps({"transport": state, "replay": held}))
             server.mark_durable(state)
             print("checkpointed", json.dumps(state["acked"]), flush=True)
         elif command == "stats":

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from hilrl.data.lerobot.errors import DatasetError
 from hilrl.data.lerobot.layout import STAGING_DIR
-from hilrl.fsutil import fsync_dir, fsync_file
+from hilrl.fsutil import atomic_write_text, fsync_dir, fsync_file
 
 JOURNAL = "journal.json"
 LOCK = "writer.lock"
@@ -63,13 +63,8 @@ class Transaction:
             for staged, _ in self._renames:
                 fsync_file(self.root / staged)
         journal = staging_dir(self.root) / JOURNAL
-        tmp = journal.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"renames": self._renames}))
-        if self.fsync:
-            fsync_file(tmp)
-        os.replace(tmp, journal)  # commit point
-        if self.fsync:
-            fsync_dir(journal.parent)
+        # the commit point (its temporary file, if a crash leaves one, is staging to drop)
+        atomic_write_text(journal, json.dumps({"renames": self._renames}), sync=self.fsync)
         apply_journal(self.root)
         shutil.rmtree(self.dir, ignore_errors=True)
 
