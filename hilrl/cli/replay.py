@@ -24,6 +24,7 @@ import numpy as np
 from hilrl.cli.common import add_config_arguments
 from hilrl.config.loader import ConfigError, build, deep_merge, parse_overrides, read_config_file
 from hilrl.config.root import RootConfig
+from hilrl.pacing import next_tick
 from hilrl.types import STATE_KEY
 
 
@@ -88,7 +89,7 @@ def replay_actions(
     obs, _ = env.reset(seed=seed)
     errors: list[float] = []
     dt = 1.0 / fps
-    next_tick = clock()
+    deadline = clock()
     ended = False
     for t in range(len(actions)):
         err = float(np.max(np.abs(np.asarray(obs[STATE_KEY], np.float64) - states[t])))
@@ -100,12 +101,7 @@ def replay_actions(
             ended = True
             break
         if realtime:
-            next_tick += dt
-            delay = next_tick - clock()
-            if delay > 0:
-                sleep(delay)
-            elif delay < -dt:
-                next_tick = clock()
+            deadline = next_tick(deadline, dt, clock, sleep)
     return ReplayResult(len(errors), np.asarray(errors), ended)
 
 

@@ -11,9 +11,10 @@ leader arm moved by hand) and is released by :meth:`disconnect`, when a ``with a
 an exception), and at interpreter exit if neither ran (an ``atexit`` guard). Enabling
 torque first sets every goal to the measured position, so nothing jumps at connect.
 
-``advance(dt)`` keeps the control rate: it sleeps until the next tick deadline on the
-monotonic clock, deadlines spaced exactly ``dt`` apart (no drift); after an overrun longer
-than a tick the schedule restarts from now rather than bursting to catch up.
+``advance(dt)`` keeps the control rate (:class:`hilrl.pacing.Pacer`): it sleeps until the
+next tick deadline on the monotonic clock, deadlines spaced exactly ``dt`` apart (no
+drift); after an overrun longer than a tick the schedule restarts from now rather than
+bursting to catch up.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from types import TracebackType
 
 import numpy as np
 
+from hilrl.pacing import Pacer
 from hilrl.robots.calibration import GRIPPER, TICKS_PER_REV, ArmCalibration, apply_motor_settings
 from hilrl.robots.cameras import Camera
 from hilrl.robots.motor_bus import MotorBus, MotorBusError, MotorModel
@@ -101,7 +103,7 @@ class SerialArm:
         self.gripper_max_effort = gripper_max_effort
         self.torque_on_connect = torque_on_connect
         self._clock = clock
-        self._sleep = sleep
+        self._pacer = Pacer(clock, sleep)
 
         joints = list(calibration.joints.values())
         self.joint_names: tuple[str, ...] = calibration.joint_names
@@ -126,11 +128,13 @@ class SerialArm:
         self._torque_on = False
         self._state: dict[str, np.ndarray] | None = None
         self._state_time = -np.inf
-        self._deadline: float | None = None
-        self.overruns = 0
-        """Ticks whose deadline had already passed by more than a tick when advance() ran."""
 
     # ------------------------------------------------------------ Robot interface
+    @property
+    def overruns(self) -> int:
+        """Ticks whose deadline had already passed by more than a tick when advance() ran."""
+        return self._pacer.overruns
+
     @property
     def joint_limits(self) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper): the calibrated travel; radians, and the gripper fraction [0, 1]."""
@@ -174,7 +178,7 @@ class SerialArm:
             self._shutdown()
             raise
         self._connected = True
-        self._deadline = None
+        self._pacer.restart()
 
     def disconnect(self) -> None:
         """Release torque, stop the cameras, close the port. Safe to call twice."""
@@ -236,17 +240,7 @@ class SerialArm:
         self._require_connected()
         if not dt > 0:
             raise ValueError(f"advance: dt must be positive, got {dt}")
-        now = self._clock()
-        if self._deadline is None:
-            self._deadline = now + dt
-        else:
-            self._deadline += dt
-            if self._deadline < now - dt:
-                self.overruns += 1
-                self._deadline = now
-        wait = self._deadline - now
-        if wait > 0:
-            self._sleep(wait)
+        self._pacer.wait(dt)
 
     # -------------------------------------------------------------- extras
     def enable_torque(self) -> None:

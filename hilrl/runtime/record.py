@@ -36,7 +36,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from hilrl import seeds
+from hilrl import pacing, seeds
 from hilrl.config.loader import ConfigError, to_dict
 from hilrl.config.root import RootConfig
 from hilrl.core import InputController
@@ -50,7 +50,6 @@ from hilrl.data.lerobot.features import (
     hilrl_features,
 )
 from hilrl.fsutil import atomic_write_json
-from hilrl.runtime import pacing
 from hilrl.types import IMAGE_PREFIX, STATE_KEY, Observation
 
 Env = gym.Env[Any, Any]
@@ -389,7 +388,7 @@ class Recorder:
             next_tick = self._pace(next_tick, dt, force=True)
 
     def _pace(self, deadline: float, dt: float, force: bool = False) -> float:
-        """Sleep until the next tick (see :func:`hilrl.runtime.pacing.next_tick`)."""
+        """Sleep until the next tick (see :func:`hilrl.pacing.next_tick`)."""
         if not (self.options.realtime or force):
             return deadline + dt
         return pacing.next_tick(deadline, dt, self.clock, self.sleep)

@@ -32,6 +32,7 @@ from typing import Any, TextIO
 import gymnasium as gym
 import numpy as np
 
+from hilrl import pacing
 from hilrl.config.loader import ConfigError
 from hilrl.config.root import RootConfig
 from hilrl.core import InputController, Robot
@@ -39,7 +40,6 @@ from hilrl.envs.arm import ArmModel, arm_model
 from hilrl.envs.safety import SafetyWrapper
 from hilrl.envs.wrappers import JointAction
 from hilrl.kinematics import get_chain_spec, rpy_from_matrix
-from hilrl.runtime import pacing
 from hilrl.types import IMAGE_PREFIX, Observation
 
 Env = gym.Env[Any, Any]
@@ -358,7 +358,7 @@ class TeleopSession:
         return False
 
     def _pace(self, deadline: float, dt: float) -> float:
-        """Sleep until the next tick (see :func:`hilrl.runtime.pacing.next_tick`)."""
+        """Sleep until the next tick (see :func:`hilrl.pacing.next_tick`)."""
         if not self.options.realtime:
             return deadline + dt
         return pacing.next_tick(deadline, dt, self.clock, self.sleep)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hilrl.runtime.pacing import next_tick
+from hilrl.pacing import Pacer, next_tick
 
 
 class Clock:
@@ -35,3 +35,20 @@ def test_a_long_stall_restarts_from_now_instead_of_bursting() -> None:
     clock.now += 0.01
     assert next_tick(deadline, 0.1, clock, clock.sleep) == 0.6
     assert abs(clock.slept[-1] - 0.09) < 1e-9
+
+
+def test_a_pacer_keeps_its_schedule_counts_overruns_and_restarts() -> None:
+    clock = Clock()
+    pacer = Pacer(clock, clock.sleep)
+    pacer.wait(0.1)  # the first tick: one period from now
+    assert clock.slept == [0.1] and clock.now == 0.1
+    clock.now += 0.04
+    pacer.wait(0.1)
+    assert abs(clock.now - 0.2) < 1e-9 and pacer.overruns == 0
+    clock.now += 0.5  # a stall of several ticks: no burst, counted once
+    pacer.wait(0.1)
+    assert pacer.overruns == 1 and abs(pacer.deadline - 0.7) < 1e-9 and len(clock.slept) == 2
+    pacer.restart()
+    clock.now = 5.0
+    pacer.wait(0.1)
+    assert abs(clock.now - 5.1) < 1e-9 and pacer.overruns == 1
