@@ -3,10 +3,16 @@
 Loads the policy (actor side only) from ``--checkpoint`` (a run folder: its latest
 complete checkpoint; or one ``step_*`` folder), rebuilds the env from the run config
 stored in the checkpoint (``--config`` / ``--section.field=value`` override it, e.g.
-``--env.robot.randomize=false``), runs ``--episodes`` deterministic episodes with no
-operator and prints the success rate with its 95% Wilson interval, the mean return and
-the mean episode length. One summary line goes to ``<out>/metrics/eval.jsonl``
-(``"eval": true``) and episode videos to ``<out>/videos/``.
+``--env.robot.randomize=false``), runs ``--episodes`` deterministic episodes and prints
+the success rate with its 95% Wilson interval, the mean return and the mean episode
+length. One summary line goes to ``<out>/metrics/eval.jsonl`` (``"eval": true``) and
+episode videos to ``<out>/videos/``.
+
+The operator (``--operator``, the default on a real robot with a ``teleop.device``)
+watches: their events count, their actions never reach the arm. Quit stops the
+evaluation with the partial result; pause holds the arm until pause is pressed again
+and that episode is not counted; success / failure end the episode as such; a takeover
+attempt ends the episode, which is not counted (see :mod:`hilrl.runtime.evaluate`).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +79,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DEV",
         help="torch device of the policy: cpu, cuda or auto (default cpu)",
     )
+    parser.add_argument(
+        "--operator",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the operator's teleop.device watches the evaluation: quit stops it (partial "
+        "result), pause holds the arm until pause is pressed again (that episode is not "
+        "counted), success / failure end the episode, a takeover attempt ends the episode "
+        "(not counted); their actions never reach the arm. Default: on for a real robot "
+        "with a teleop.device, off in sim (--operator there: the simulated operator "
+        "watches and labels); --no-operator: nobody, only the safety layer acts",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--json", action="store_true", help="also print the summary as one JSON line"
@@ -97,6 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hilrl.runtime.checkpoint import CheckpointError
     from hilrl.runtime.evaluate import evaluate_checkpoint
+    from hilrl.teleop.errors import TeleopError
 
     if args.episodes < 1:
         print(f"hilrl eval: --episodes must be >= 1, got {args.episodes}", file=sys.stderr)
@@ -116,8 +135,9 @@ def run(args: argparse.Namespace) -> int:
             config_overrides=overrides,
             progress=not args.no_progress and sys.stderr.isatty(),
             warn=lambda msg: print(f"hilrl eval: {msg}", file=sys.stderr),
+            operator=args.operator,
         )
-    except CheckpointError as exc:
+    except (CheckpointError, TeleopError) as exc:
         print(f"hilrl eval: {exc}", file=sys.stderr)
         return 1
     except ValueError as exc:
@@ -129,6 +149,18 @@ def run(args: argparse.Namespace) -> int:
         + (f", {done.env_steps} env steps" if done.env_steps is not None else "")
         + ")"
     )
+    if result.stopped is not None:
+        print(
+            f"stopped: {result.stopped} after {len(result.episodes) + len(result.interrupted)} "
+            f"of {args.episodes} episodes; partial result"
+        )
+    if result.interrupted:
+        reasons = Counter(e.interrupted for e in result.interrupted)
+        print(
+            f"interrupted by the operator, not counted: {len(result.interrupted)} episode(s) ("
+            + ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=str))
+            + f"; {result.operator_takeovers} takeover attempt(s))"
+        )
     low, high = result.success_ci
     print(
         f"success rate {result.success_rate:.1%} ({result.successes}/{len(result.episodes)}), "

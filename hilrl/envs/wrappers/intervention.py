@@ -13,17 +13,21 @@ The controller's ``start`` / ``stop`` belong to whoever owns it; ``reset`` is ca
 at each episode start, and an optional ``end_episode(success)`` when an episode ends (the
 env resets the task before the next ``reset``, so this is the controller's only chance to
 see the outcome).
+
+:class:`EventsOnlyController` is how a controller is seen during evaluation episodes (the
+actor's and ``hilrl eval``'s): its events pass, its actions never do.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from hilrl.core import InputController, TeleopEvents
+from hilrl.core import InputController, TeleopCommand, TeleopEvents
 from hilrl.envs.robot_env import StepReturn
 from hilrl.types import Observation
 
@@ -32,6 +36,54 @@ EVENT_KEYS = ("success", "failure", "rerecord", "pause", "quit")
 
 def _event_info(events: TeleopEvents) -> dict[str, bool]:
     return {f"event_{k}": bool(getattr(events, k)) for k in EVENT_KEYS}
+
+
+class EventsOnlyController:
+    """An input controller seen through evaluation: events pass, actions never do.
+
+    Put it in the :class:`InterventionWrapper` in place of ``inner`` for an evaluation
+    episode (or a whole evaluation): the operator's quit / pause / success / failure /
+    rerecord events reach the env and the loop, their action never reaches the arm.
+    ``takeover`` is set when the operator tried to take the controls since the last
+    reset. A controller with a ``watching`` attribute (the simulated operator) is told
+    to only watch (raise its events, never take over nor learn its trust from the
+    episode) until :meth:`close`, which gives it back as it was.
+    """
+
+    def __init__(self, inner: InputController) -> None:
+        self.inner = inner
+        self.takeover = False
+        # A simulated operator watches evaluation like a person would: it raises events
+        # but neither takes over nor learns its trust from the episode.
+        self._watching = hasattr(inner, "watching")
+        self._was_watching = bool(getattr(inner, "watching", False))
+        if self._watching:
+            inner.watching = True  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Give the controller back to training."""
+        if self._watching:
+            self.inner.watching = self._was_watching  # type: ignore[attr-defined]
+
+    def start(self) -> None:
+        self.inner.start()
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+    def reset(self) -> None:
+        self.takeover = False
+        self.inner.reset()
+
+    def poll(self, observation: Observation, info: Mapping[str, object]) -> TeleopCommand:
+        cmd = self.inner.poll(observation, info)
+        self.takeover = self.takeover or bool(cmd.is_intervening)
+        return TeleopCommand(False, None, cmd.events)
+
+    def end_episode(self, success: bool) -> None:
+        end_episode = getattr(self.inner, "end_episode", None)
+        if callable(end_episode):
+            end_episode(success)
 
 
 class InterventionWrapper(gym.Wrapper[Observation, np.ndarray, Observation, np.ndarray]):
