@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hilrl.config.loader import ConfigError
+from hilrl.config.loader import ConfigError, split_overrides
 
 
 @dataclass(frozen=True)
@@ -211,28 +211,6 @@ def build_verb_parser(verb: Verb) -> argparse.ArgumentParser:
     )
     module.add_arguments(parser)
     return parser
-
-
-def split_overrides(args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Separate dotted config overrides (``--env.fps=10`` or ``--env.fps 10``) from flags."""
-    plain: list[str] = []
-    overrides: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        name = arg[2:].split("=", 1)[0]
-        if arg.startswith("--") and "." in name:
-            if "=" in arg:
-                overrides.append(arg)
-            elif i + 1 < len(args):
-                overrides.append(f"{arg}={args[i + 1]}")
-                i += 1
-            else:
-                overrides.append(arg)
-        else:
-            plain.append(arg)
-        i += 1
-    return plain, overrides
 
 
 def is_dataset_error(exc: BaseException) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from hilrl.cli.common import add_config_arguments, config_from_args
-from hilrl.config.loader import ConfigError, read_config_file
+from hilrl.config.loader import ConfigError, config_data
 from hilrl.config.root import RootConfig
 
 UNATTENDED_DEVICES = ("sim", "none")
@@ -59,16 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def field_given(args: argparse.Namespace, dotted: str) -> bool:
     """Whether the config file or an override sets the field ``dotted`` (e.g. teleop.device)."""
-    if any(o.split("=", 1)[0] == f"--{dotted}" for o in getattr(args, "overrides", [])):
-        return True
-    if args.config:
-        node: Any = read_config_file(args.config)
-        for part in dotted.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return False
-            node = node[part]
-        return True
-    return False
+    node: Any = config_data(args.config, getattr(args, "overrides", []) or [])
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from hilrl.cli.common import add_config_arguments
-from hilrl.config.loader import ConfigError, build, deep_merge, parse_overrides, read_config_file
+from hilrl.config.loader import ConfigError, build, config_data, deep_merge
 from hilrl.config.root import RootConfig
 from hilrl.pacing import next_tick
 from hilrl.types import STATE_KEY
@@ -108,10 +108,8 @@ def replay_actions(
 def replay_config(args: argparse.Namespace, recorded_env: Any) -> RootConfig:
     """The recorded env config, then the ``--config`` file, then the overrides."""
     data: dict[str, Any] = {"env": recorded_env} if isinstance(recorded_env, dict) else {}
-    if args.config:
-        data = deep_merge(data, read_config_file(args.config))
-    data = deep_merge(data, parse_overrides(list(getattr(args, "overrides", []) or [])))
-    return build(RootConfig, data)
+    overrides = list(getattr(args, "overrides", []) or [])
+    return build(RootConfig, deep_merge(data, config_data(args.config, overrides)))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ import os
 import textwrap
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,6 +73,42 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _take_override(args: Sequence[str], i: int) -> tuple[str, str | None, int]:
+    """The override at ``args[i]``, written ``--key=value`` or ``--key value``.
+
+    Returns the key, the raw value (None: the arguments end before one) and the index of
+    the argument after it.
+    """
+    key = args[i][2:]
+    if "=" in key:
+        key, raw = key.split("=", 1)
+        return key, raw, i + 1
+    if i + 1 < len(args):
+        return key, args[i + 1], i + 2
+    return key, None, i + 1
+
+
+def split_overrides(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separate dotted config overrides (``--env.fps=10`` or ``--env.fps 10``) from flags.
+
+    Returns the other arguments and the overrides, each as one ``--key=value`` argument
+    (a trailing ``--key`` without a value is kept as it is, for :func:`parse_overrides` to
+    refuse).
+    """
+    plain: list[str] = []
+    overrides: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not (arg.startswith("--") and "." in arg[2:].split("=", 1)[0]):
+            plain.append(arg)
+            i += 1
+            continue
+        key, raw, i = _take_override(args, i)
+        overrides.append(arg if raw is None else f"--{key}={raw}")
+    return plain, overrides
+
+
 def parse_overrides(argv: Iterable[str]) -> dict[str, Any]:
     """Turn ``["--env.fps=10", "--robot.type", "sim"]`` into a nested dict.
 
@@ -86,21 +122,21 @@ def parse_overrides(argv: Iterable[str]) -> dict[str, Any]:
         arg = args[i]
         if not arg.startswith("--"):
             raise ConfigError(arg, arg, "expected an override like --section.field=value")
-        key = arg[2:]
-        if "=" in key:
-            key, raw = key.split("=", 1)
-        else:
-            if i + 1 >= len(args):
-                raise ConfigError(key, None, "override has no value")
-            i += 1
-            raw = args[i]
+        key, raw, i = _take_override(args, i)
+        if raw is None:
+            raise ConfigError(key, None, "override has no value")
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
         _set_dotted(out, key, value)
-        i += 1
     return out
+
+
+def config_data(path: str | Path | None, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Plain data of a config file (optional) with dotted overrides merged over it."""
+    data: dict[str, Any] = read_config_file(path) if path else {}
+    return deep_merge(data, parse_overrides(overrides))
 
 
 def _set_dotted(target: dict[str, Any], key: str, value: Any) -> None:
@@ -188,9 +224,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
     A secret that a saved file holds as ``"<redacted>"`` is resolved by
     :func:`resolve_redacted` (environment variable or ``*_file`` sibling) or refused.
     """
-    data: dict[str, Any] = read_config_file(path) if path else {}
-    data = deep_merge(data, parse_overrides(overrides))
-    return build(cls, resolve_redacted(data))
+    return build(cls, resolve_redacted(config_data(path, overrides)))
 
 
 def to_dict(cfg: object) -> dict[str, Any]:

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from hilrl.cli.main import VERBS, main, split_overrides
+from hilrl.cli.main import VERBS, main
+from hilrl.config.loader import split_overrides
 
 
 @pytest.mark.parametrize("verb", [v.name for v in VERBS])

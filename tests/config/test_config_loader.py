@@ -11,10 +11,12 @@ import pytest
 from hilrl.config.loader import (
     ConfigError,
     build,
+    config_data,
     config_help,
     dump_yaml,
     load_config,
     parse_overrides,
+    split_overrides,
     to_dict,
 )
 
@@ -52,6 +54,24 @@ def test_overrides_parse_yaml_scalars_into_nested_dict() -> None:
         ["--inner.fps=20", "--name", "abc", "--inner.low=[0.1, 0.2]", "--maybe=null"]
     )
     assert out == {"inner": {"fps": 20, "low": [0.1, 0.2]}, "name": "abc", "maybe": None}
+
+
+def test_split_and_parse_read_both_spellings_the_same_way() -> None:
+    argv = ["--inner.fps", "20", "-v", "--name=x", "--inner.low=[0, 1]", "--inner.high"]
+    plain, overrides = split_overrides(argv)
+    assert plain == ["-v", "--name=x"]  # not dotted: an ordinary flag
+    assert overrides == ["--inner.fps=20", "--inner.low=[0, 1]", "--inner.high"]
+    with pytest.raises(ConfigError, match="no value"):
+        parse_overrides(overrides)
+    assert parse_overrides(overrides[:2]) == parse_overrides(argv[:2] + argv[4:5])
+
+
+def test_config_data_merges_overrides_over_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("name: fromfile\ninner:\n  fps: 5\n  high: [2, 3]\n")
+    data = config_data(p, ["--inner.fps=7"])
+    assert data == {"name": "fromfile", "inner": {"fps": 7, "high": [2, 3]}}
+    assert config_data(None, ["--name=y"]) == {"name": "y"}
 
 
 def test_file_then_overrides_with_override_winning(tmp_path: Path) -> None:
