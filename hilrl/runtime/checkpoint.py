@@ -49,6 +49,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from hilrl.architecture import architecture_digest, first_shape_mismatch
 from hilrl.config.loader import redact_secrets
 from hilrl.fsutil import atomic_write_text, fsync_dir, fsync_file
 
@@ -100,11 +101,9 @@ class CheckpointInfo:
 
 
 def architecture_hash(algorithm: TrainableAlgorithm) -> str:
-    blob = json.dumps(
-        {"tensors": algorithm.architecture(), "config": algorithm.architecture_config()},
-        sort_keys=True,
+    return architecture_digest(
+        {"tensors": algorithm.architecture(), "config": algorithm.architecture_config()}
     )
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 # -------------------------------------------------------------------------- saving
@@ -564,21 +563,9 @@ def check_architecture(meta: Mapping[str, Any], algorithm: TrainableAlgorithm, p
     """Raise naming the first parameter or setting that differs from the checkpoint."""
     if meta.get("architecture_hash") == architecture_hash(algorithm):
         return
-    saved = meta.get("architecture", {})
-    own = algorithm.architecture()
-    for name in sorted(set(saved) | set(own)):
-        if name not in own:
-            raise CheckpointError(
-                f"{path}: parameter '{name}' exists in the checkpoint but not in this model"
-            )
-        if name not in saved:
-            raise CheckpointError(
-                f"{path}: parameter '{name}' of this model is missing from the checkpoint"
-            )
-        if list(saved[name]) != list(own[name]):
-            raise CheckpointError(
-                f"{path}: parameter '{name}' has shape {list(saved[name])} in the checkpoint, {list(own[name])} in this model"
-            )
+    mismatch = first_shape_mismatch(meta.get("architecture", {}), algorithm.architecture())
+    if mismatch is not None:
+        raise CheckpointError(f"{path}: {mismatch.describe()}")
     diffs = _diff(meta.get("architecture_config", {}), algorithm.architecture_config())
     detail = "; ".join(diffs[:5]) if diffs else "architecture hash differs"
     raise CheckpointError(f"{path}: checkpoint was made for another architecture: {detail}")

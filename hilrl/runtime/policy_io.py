@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from hilrl.architecture import first_shape_mismatch
 from hilrl.config.learner import EncoderConfig, SACConfig
 from hilrl.config.loader import ConfigError, build, deep_merge
 from hilrl.config.root import RootConfig
@@ -268,27 +269,13 @@ def _with(base: Any, values: Mapping[str, Any]) -> Any:
 def _check_architecture(ckpt: Path, meta: Mapping[str, Any], policy: SACPolicy) -> None:
     """Compare the rebuilt networks with the tensor shapes the checkpoint records."""
     saved = {
-        k[len(POLICY_PREFIX) :]: list(v)
-        for k, v in dict(meta.get("architecture", {})).items()
-        if k.startswith(POLICY_PREFIX)
+        k: v for k, v in dict(meta.get("architecture", {})).items() if k.startswith(POLICY_PREFIX)
     }
-    own = {k: list(v.shape) for k, v in policy.nets.state_dict().items()}
-    for name in sorted(set(saved) | set(own)):
-        if name not in own:
-            raise CheckpointError(
-                f"{ckpt}: parameter '{POLICY_PREFIX}{name}' exists in the checkpoint but not in "
-                "the policy rebuilt from its architecture_config"
-            )
-        if name not in saved:
-            raise CheckpointError(
-                f"{ckpt}: parameter '{POLICY_PREFIX}{name}' of the rebuilt policy is missing from "
-                "the checkpoint"
-            )
-        if saved[name] != own[name]:
-            raise CheckpointError(
-                f"{ckpt}: parameter '{POLICY_PREFIX}{name}' has shape {saved[name]} in the "
-                f"checkpoint, {own[name]} in the policy rebuilt from its architecture_config"
-            )
+    own = {POLICY_PREFIX + k: v.shape for k, v in policy.nets.state_dict().items()}
+    mismatch = first_shape_mismatch(saved, own)
+    if mismatch is not None:
+        rebuilt = "the policy rebuilt from its architecture_config"
+        raise CheckpointError(f"{ckpt}: {mismatch.describe(own_in=rebuilt)}")
 
 
 def _device(name: str) -> str:

@@ -9,8 +9,6 @@ shape is refused with a message instead of failing on the first weights.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -18,6 +16,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium import spaces
 
+from hilrl.architecture import architecture_digest
 from hilrl.config.learner import LearningConfig
 from hilrl.config.loader import ConfigError, to_dict
 from hilrl.config.root import RootConfig
@@ -153,4 +152,4 @@ def policy_arch_hash(nets: PolicyNetworks, learning: LearningConfig) -> str:
         "sac": {k: sac[k] for k in ("hidden_dims", "activation", "use_grasp_critic")},
         "encoder": {k: v for k, v in enc.items() if k not in ("pretrained", "channels_last")},
     }
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+    return architecture_digest(blob)
