@@ -104,8 +104,8 @@ def specs_from_config(cfg: RootConfig) -> tuple[ObservationSpec, ActionSpec]:
     """Build the env once (no operator, nothing stepped) and read its spaces.
 
     For a real arm the learner usually runs on another machine than the robot: the env is
-    built over a shape-only stand-in (the arm's kinematic chain and its configured cameras,
-    no hardware), so no serial port or camera is opened.
+    built over :class:`hilrl.robots.shape_only.ShapeOnlyArm` (the arm's kinematic chain and
+    its configured cameras, no hardware), so no serial port or camera is opened.
     """
     if cfg.env.gym_id is None and cfg.env.robot.type != "sim":
         return _specs_without_hardware(cfg)
@@ -115,19 +115,18 @@ def specs_from_config(cfg: RootConfig) -> tuple[ObservationSpec, ActionSpec]:
 
 def _specs_without_hardware(cfg: RootConfig) -> tuple[ObservationSpec, ActionSpec]:
     from hilrl.envs import make_env
-    from hilrl.envs.testing import FakeRobot
     from hilrl.kinematics import get_chain_spec
+    from hilrl.robots.shape_only import ShapeOnlyArm
 
     env_cfg = replace(cfg.env, mode="train")
     chain = env_cfg.chain_name
     if chain is None:
         raise ConfigError("env.robot.type", env_cfg.robot.type, "no kinematic chain is known")
     cameras = tuple(env_cfg.robot.cameras) if env_cfg.use_cameras else ()
-    stand_in = FakeRobot(
+    stand_in = ShapeOnlyArm(
+        get_chain_spec(chain),
         cameras=cameras,
         image_shape=(env_cfg.robot.camera_height, env_cfg.robot.camera_width),
-        spec=get_chain_spec(chain),
-        gripper_limits=(0.0, 1.0),  # real arms report the gripper as an opening fraction
     )
     env = make_env(env_cfg, robot=stand_in)
     try:

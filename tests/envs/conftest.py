@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from env_fakes import FakeRobot
 from env_helpers import FAKE_SHAPE
-
-from hilrl.envs.testing import FakeRobot
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from env_fakes import GRIPPER_LIMITS, FakeRobot
 from env_helpers import fake_config
 
 from hilrl.config.env import ActionConfig, EnvConfig, ResetConfig, SafetyConfig, WorkspaceConfig
 from hilrl.envs import make_env
 from hilrl.envs.arm import freeze_joints
-from hilrl.envs.testing import GRIPPER_LIMITS, FakeRobot
 from hilrl.kinematics import KinematicChain, rotation_angle_between
 from hilrl.kinematics.spec import SIM_ARM
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from env_fakes import FakeRobot
 
 from hilrl.config.env import EnvConfig
 from hilrl.config.loader import ConfigError, build, load_config, to_dict
 from hilrl.envs import make_env
-from hilrl.envs.testing import FakeRobot
 
 
 def _error(data: dict) -> ConfigError:

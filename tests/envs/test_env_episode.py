@@ -7,12 +7,12 @@ from dataclasses import replace
 import gymnasium as gym
 import numpy as np
 import pytest
+from env_fakes import FakeRobot, ScriptedController
 from env_helpers import FAKE_SHAPE, fake_config
 
 from hilrl.config.env import EnvConfig, ResetConfig
 from hilrl.core import TeleopEvents
 from hilrl.envs import RobotEnv, make_env, register_envs
-from hilrl.envs.testing import FakeRobot, ScriptedController
 from hilrl.envs.wrappers import ResetPoseWrapper
 from hilrl.types import STATE_KEY
 

@@ -7,11 +7,11 @@ from dataclasses import replace
 import gymnasium as gym
 import numpy as np
 import pytest
+from env_fakes import FakeRobot
 from env_helpers import fake_config
 
 from hilrl.config.env import ImageConfig, StateConfig
 from hilrl.envs import RobotEnv, make_env
-from hilrl.envs.testing import FakeRobot
 from hilrl.envs.wrappers import ImageCropResize, PolicyObservation, Resizer
 from hilrl.envs.wrappers.images import area_weights
 from hilrl.kinematics import KinematicChain

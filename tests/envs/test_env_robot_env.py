@@ -6,11 +6,11 @@ import warnings
 
 import numpy as np
 import pytest
+from env_fakes import FakeRobot
 from env_helpers import FAKE_SHAPE, fake_config
 from gymnasium.utils.env_checker import check_env
 
 from hilrl.envs import RobotEnv, make_env
-from hilrl.envs.testing import FakeRobot
 from hilrl.types import IMAGE_PREFIX, STATE_KEY
 
 

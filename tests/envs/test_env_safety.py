@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from env_fakes import FakeRobot
 from env_helpers import fake_config
 
 from hilrl.config.env import SafetyConfig
 from hilrl.envs import SafetyLayer, SafetyWrapper, make_env
 from hilrl.envs.safety import WORKSPACE_TOLERANCE_M
-from hilrl.envs.testing import FakeRobot
 from hilrl.kinematics import KinematicChain
 from hilrl.kinematics.spec import SIM_ARM
 

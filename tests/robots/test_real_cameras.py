@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import av
 import numpy as np
 import pytest
+from camera_fakes import FakeCamera
 
 from hilrl.robots.cameras import (
     Camera,
     CameraError,
-    FakeCamera,
     V4L2Camera,
     capture_options,
     make_cameras,

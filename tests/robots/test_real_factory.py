@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from camera_fakes import FakeCamera
 from real_servo_sim import FakeClock, feetech_arm, koch_calibration, so100_calibration
 
 from hilrl.cli.main import main
@@ -18,7 +19,7 @@ from hilrl.envs import make_env
 from hilrl.kinematics import KinematicChain, get_chain_spec
 from hilrl.robots import make_robot
 from hilrl.robots.calibration import save_calibration
-from hilrl.robots.cameras import FakeCamera, V4L2Camera
+from hilrl.robots.cameras import V4L2Camera
 from hilrl.robots.feetech import FeetechBus
 from hilrl.robots.serial_arm import SerialArm
 

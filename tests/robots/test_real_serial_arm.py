@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from camera_fakes import FakeCamera
 from real_servo_sim import (
     FakeClock,
     FakeServoPort,
@@ -17,7 +18,6 @@ from real_servo_sim import (
 
 from hilrl.core import Robot
 from hilrl.robots import serial_arm as serial_arm_module
-from hilrl.robots.cameras import FakeCamera
 from hilrl.robots.dynamixel import DynamixelBus
 from hilrl.robots.feetech import FeetechBus
 from hilrl.robots.motor_bus import MotorBusError

@@ -6,13 +6,13 @@ import io
 from pathlib import Path
 
 import pytest
+from env_fakes import FakeRobot
 
 from hilrl.config.env import ActionConfig, EnvConfig
 from hilrl.config.loader import ConfigError, format_config_help, load_config
 from hilrl.config.robot import RobotConfig
 from hilrl.config.teleop import TeleopConfig
 from hilrl.core import InputController
-from hilrl.envs.testing import FakeRobot
 from hilrl.teleop.errors import TeleopError
 from hilrl.teleop.factory import make_controller
 from hilrl.teleop.gamepad import GamepadController

@@ -6,11 +6,11 @@ import io
 
 import numpy as np
 import pytest
+from env_fakes import GRIPPER_LIMITS, FakeRobot
 
 from hilrl.config.env import ActionConfig, EnvConfig
 from hilrl.config.robot import RobotConfig
 from hilrl.envs import make_env
-from hilrl.envs.testing import GRIPPER_LIMITS, FakeRobot
 from hilrl.kinematics import KinematicChain
 from hilrl.kinematics.spec import SIM_ARM
 from hilrl.teleop.base import LatchedController

@@ -152,11 +152,11 @@ def test_lost_terminal_raises_on_poll() -> None:
 def test_keys_move_the_tool_through_the_env(pty: Pty) -> None:
     """'w' moves the tool +x (forward) by one env step; 'r' moves it up."""
     import numpy as np
+    from env_fakes import FakeRobot
 
     from hilrl.config.env import EnvConfig
     from hilrl.config.robot import RobotConfig
     from hilrl.envs import make_env
-    from hilrl.envs.testing import FakeRobot
 
     robot = FakeRobot(cameras=())
     cfg = EnvConfig(robot=RobotConfig(camera_height=48, camera_width=64), use_cameras=False)

@@ -1,4 +1,4 @@
-"""Test doubles for the env layer: a kinematic robot and a scripted operator.
+"""Test doubles for the env and teleop tests: a kinematic robot and a scripted operator.
 
 :class:`FakeRobot` has the sim arm's joints (the 5 joints of ``SIM_ARM`` plus a gripper)
 and follows every command instantly, so tests can check the wrappers against exact
