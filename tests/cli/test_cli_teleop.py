@@ -432,6 +432,18 @@ class Tmux:
             time.sleep(0.1)
         raise AssertionError(f"no {pattern!r} on the screen after {timeout_s} s:\n{self.screen()}")
 
+    def wait_for_pose(
+        self, done: Callable[[np.ndarray], bool], timeout_s: float = 30.0
+    ) -> np.ndarray:
+        """The newest printed pose once ``done`` holds for it (polls the screen, no fixed wait)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            shown = poses(self.screen())
+            if shown and done(shown[-1]):
+                return shown[-1]
+            time.sleep(0.1)
+        raise AssertionError(f"the pose never got there in {timeout_s} s:\n{self.screen()}")
+
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.server, "kill-server"], capture_output=True)
 
@@ -453,12 +465,14 @@ def test_terminal_keys_move_the_sim_arm_under_tmux() -> None:
         screen = tmux.wait_for(POSE.pattern)
         before = poses(screen)[-1]
         tmux.keys("w", "w", "w", "Up", "r", "r", "r")  # forward x4 (w and the arrow), up x3
-        time.sleep(0.6)
-        after = poses(tmux.screen())[-1]
-        moved = after[:3] - before[:3]
-        assert moved[0] > 0.04, (before, after)  # four 2 cm steps (IK lands within mm)
-        assert moved[2] > 0.03, (before, after)  # three 2 cm steps
-        assert abs(moved[1]) < 0.01, (before, after)
+
+        def moved_forward_and_up(pose: np.ndarray) -> bool:
+            # four 2 cm steps forward, three up (IK lands within mm; presses that a stall
+            # merges into one tick still give at least half of it)
+            return bool(pose[0] - before[0] > 0.04 and pose[2] - before[2] > 0.03)
+
+        after = tmux.wait_for_pose(moved_forward_and_up)
+        assert abs(after[1] - before[1]) < 0.01, (before, after)  # and not sideways
         tmux.keys("Escape")
         screen = tmux.wait_for(r"EXIT=\d+\s+-?icanon")
         assert "stopped (quit)" in screen

@@ -51,6 +51,7 @@ class ScriptedOperator:
     def __init__(self, action_dim: int) -> None:
         self.action_dim = action_dim
         self.intervening = False
+        self.polls = 0
         self._pending: set[str] = set()
         self._lock = threading.Lock()
 
@@ -66,6 +67,7 @@ class ScriptedOperator:
 
     def poll(self, observation: Observation, info: Mapping[str, object]) -> TeleopCommand:
         with self._lock:
+            self.polls += 1
             events = TeleopEvents(**{name: True for name in self._pending})
             self._pending.clear()
         action = np.full(self.action_dim, OPERATOR_ACTION, np.float32) if self.intervening else None
@@ -205,22 +207,36 @@ def at(deterministic: bool, count: int, do: Callable[[ScriptedOperator], None]) 
     return hook
 
 
-def resume_after_pause(
-    wait_s: float, then: str = "pause", stop: StopFlag | None = None
-) -> Callable[[ScriptedOperator, ActorLoop], None]:
-    """Once the loop is paused, wait, then press ``then`` (or set ``stop``)."""
+def _wait_until(done: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the actor never got there")
+        time.sleep(0.005)
 
-    def during(op: ScriptedOperator, loop: ActorLoop) -> None:
-        deadline = time.monotonic() + 20
-        while getattr(loop.summary, "pauses", 0) < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(wait_s)
-        if stop is not None:
-            stop.set("test stop")
+
+class ResumeAfterPause:
+    """``during``: once the loop is paused and has polled the operator ``polls`` more times
+    (it holds the arm and polls while paused), press ``then`` (or set ``stop``).
+
+    ``steps_while_paused`` counts the env steps taken meanwhile: none, when pausing works.
+    """
+
+    def __init__(self, polls: int = 3, then: str = "pause", stop: StopFlag | None = None) -> None:
+        self.polls, self.then, self.stop = polls, then, stop
+        self.steps_while_paused: int | None = None
+
+    def __call__(self, op: ScriptedOperator, loop: ActorLoop) -> None:
+        rec = loop.env
+        assert isinstance(rec, Recorder)
+        _wait_until(lambda: getattr(loop.summary, "pauses", 0) >= 1)
+        steps, polled = len(rec.steps), op.polls
+        _wait_until(lambda: op.polls >= polled + self.polls)
+        self.steps_while_paused = len(rec.steps) - steps
+        if self.stop is not None:
+            self.stop.set("test stop")
         else:
-            op.raise_event(then)
-
-    return during
+            op.raise_event(self.then)
 
 
 # ------------------------------------------------------------------ evaluation and the operator
@@ -253,11 +269,10 @@ def test_pause_during_an_evaluation_episode_holds_the_actor(tmp_path: Path) -> N
         tmp_path,
         options,
         hook=at(True, 2, lambda op: op.raise_event("pause")),
-        during=resume_after_pause(0.5),
+        during=(paused := ResumeAfterPause()),
     )
     assert run.loop.summary.pauses == 1
-    times = [t for _, _, t in run.rec.steps]
-    assert max(b - a for a, b in itertools.pairwise(times)) >= 0.5  # nothing stepped while paused
+    assert paused.steps_while_paused == 0  # the actor held still while paused
     first_eval = run.sink.evals()[0]
     assert first_eval.length == 2 and first_eval.interrupted
     assert len(run.sink.transitions) == 2 * EPISODE
@@ -302,10 +317,10 @@ def test_a_pause_truncates_the_episode_and_the_next_one_starts_from_a_reset(
         tmp_path,
         options,
         hook=at(False, 3, lambda op: op.raise_event("pause")),
-        during=resume_after_pause(0.3),
+        during=(paused := ResumeAfterPause()),
     )
     ts = run.sink.transitions
-    assert run.loop.summary.pauses == 1
+    assert run.loop.summary.pauses == 1 and paused.steps_while_paused == 0
     # the step that carried the pause ends the episode as a truncation (it still bootstraps)
     assert ts[2].truncated and not ts[2].terminated
     assert run.sink.episodes[0].length == 3 and run.sink.episodes[0].interrupted
@@ -325,7 +340,7 @@ def test_a_pause_ends_with_quit_or_stop_under_the_right_reason(tmp_path: Path, h
         tmp_path,
         options,
         hook=at(False, 2, lambda op: op.raise_event("pause")),
-        during=resume_after_pause(0.1, then="quit", stop=stop if how == "stop" else None),
+        during=ResumeAfterPause(then="quit", stop=stop if how == "stop" else None),
         stop=stop,
     )
     assert run.loop.summary.reason == ("operator quit" if how == "quit" else "test stop")

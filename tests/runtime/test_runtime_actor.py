@@ -52,6 +52,26 @@ class Collector:
         self.episodes.append(stats)
 
 
+class BlockWatch:
+    """An actor endpoint that reports when the actor blocks for newer weights than it has.
+
+    The actor asks for weights newer than the ones it runs only when its step allowance is
+    used up; from then on it takes no step until the learner publishes.
+    """
+
+    def __init__(self, endpoint: Any) -> None:
+        self._endpoint = endpoint
+        self.blocked = threading.Event()
+
+    def wait_for_weights(self, newer_than: int, timeout_s: float) -> Any:
+        if newer_than >= 0:
+            self.blocked.set()
+        return self._endpoint.wait_for_weights(newer_than, timeout_s)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._endpoint, name)
+
+
 def _same_obs(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
@@ -60,7 +80,7 @@ def _run(
     tmp_path: Path,
     options: ActorOptions,
     allowance: int = -1,
-    publish_later: float | None = None,
+    publish_when_blocked: bool = False,
     **train: Any,
 ) -> tuple[Collector, StepRecorder]:
     cfg = tiny_config(tmp_path / "run", train={"eval_episodes": 1, **train})
@@ -71,14 +91,14 @@ def _run(
             recorder = StepRecorder(env)
             weights = policy_weights(policy.nets)
             learner.publish_weights(weights, 0, LearnerProgress(step_allowance=allowance))
-            endpoint = learner.connect(options.actor_id)
+            endpoint = BlockWatch(learner.connect(options.actor_id))
             loop = ActorLoop(recorder, policy, endpoint, options)
-            if publish_later is None:
+            if not publish_when_blocked:
                 loop.run()
             else:
                 thread = threading.Thread(target=loop.run, daemon=True)
                 thread.start()
-                time.sleep(publish_later)
+                assert endpoint.blocked.wait(30), "the actor never waited for the learner"
                 sent_before = loop.summary.steps
                 learner.publish_weights(weights, 1, LearnerProgress(step_allowance=-1))
                 thread.join(timeout=30)
@@ -136,7 +156,7 @@ def test_transitions_carry_true_next_obs_executed_action_and_flags(tmp_path: Pat
 
 def test_actor_waits_when_the_learner_step_allowance_is_used(tmp_path: Path) -> None:
     options = ActorOptions("actor-0", max_steps=20, seed=1)
-    sink, rec = _run(tmp_path, options, allowance=6, publish_later=1.5)
+    sink, rec = _run(tmp_path, options, allowance=6, publish_when_blocked=True)
     assert rec.sent_before_publish == 6  # type: ignore[attr-defined]
     assert len(sink.transitions) == 20
     versions = [t.policy_version for t in sink.transitions]
