@@ -1,14 +1,18 @@
-"""Shared helpers of the runtime tests: a tiny state-only pick-cube run config."""
+"""Shared helpers of the runtime tests: a tiny state-only pick-cube run config, and what an
+actor loop saw (:class:`StepRecorder`) and sent (:class:`Sink`)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import gymnasium as gym
 import yaml
 
 from hilrl.config.loader import build, deep_merge
 from hilrl.config.root import RootConfig
+from hilrl.types import EpisodeStats, Observation, Transition
 
 
 def tiny_config_data(run_dir: Path, **sections: dict[str, Any]) -> dict[str, Any]:
@@ -63,3 +67,65 @@ def tiny_config(run_dir: Path, **sections: dict[str, Any]) -> RootConfig:
 def write_config(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+class Step(NamedTuple):
+    """One ``env.step`` result as the actor saw it, and when it returned."""
+
+    observation: Observation
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+    time: float
+
+
+class StepRecorder(gym.Wrapper[Any, Any, Any, Any]):
+    """Outermost wrapper: every reset (seed, observation) and step the actor saw.
+
+    ``fail_on_reset=n``: the n-th reset raises (a crash in the middle of a reset).
+    """
+
+    def __init__(self, env: gym.Env[Any, Any], fail_on_reset: int | None = None) -> None:
+        super().__init__(env)
+        self.seeds: list[int | None] = []
+        self.resets: list[Observation] = []
+        self.steps: list[Step] = []
+        self.fail_on_reset = fail_on_reset
+
+    def reset(self, **kwargs: Any) -> Any:
+        if self.fail_on_reset is not None and len(self.seeds) + 1 == self.fail_on_reset:
+            raise RuntimeError("the robot fell over (a crash in the middle of a reset)")
+        self.seeds.append(kwargs.get("seed"))
+        obs, info = self.env.reset(**kwargs)
+        self.resets.append(obs)
+        return obs, info
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.steps.append(
+            Step(
+                obs, float(reward), bool(terminated), bool(truncated), dict(info), time.monotonic()
+            )
+        )
+        return obs, reward, terminated, truncated, info
+
+
+class Sink:
+    """The learner side of an in-process transport: every transition and episode received."""
+
+    def __init__(self) -> None:
+        self.transitions: list[Transition] = []
+        self.episodes: list[EpisodeStats] = []
+
+    def on_transitions(self, actor_id: str, ts: list[Transition]) -> None:
+        self.transitions.extend(ts)
+
+    def on_episode(self, actor_id: str, stats: EpisodeStats) -> None:
+        self.episodes.append(stats)
+
+    def evals(self) -> list[EpisodeStats]:
+        return [e for e in self.episodes if e.is_eval]
+
+    def train(self) -> list[EpisodeStats]:
+        return [e for e in self.episodes if not e.is_eval]

@@ -17,10 +17,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pytest
-from runtime_helpers import tiny_config
+from runtime_helpers import Sink, StepRecorder, tiny_config
 
 from hilrl import seeds
 from hilrl.core import TeleopCommand, TeleopEvents
@@ -37,7 +36,7 @@ from hilrl.runtime.actor import (
 from hilrl.runtime.stopping import StopFlag
 from hilrl.runtime.teleop_session import find_wrapper
 from hilrl.transport import InProcLearner
-from hilrl.types import EpisodeStats, Observation, Transition
+from hilrl.types import Observation
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -99,50 +98,10 @@ class HookedPolicy:
         return int(self.inner.version)
 
 
-class Recorder(gym.Wrapper[Any, Any, Any, Any]):
-    """Outermost wrapper: reset seeds and observations, step results and their times."""
-
-    def __init__(self, env: gym.Env[Any, Any], fail_on_reset: int | None = None) -> None:
-        super().__init__(env)
-        self.seeds: list[int | None] = []
-        self.resets: list[Observation] = []
-        self.steps: list[tuple[Observation, dict[str, Any], float]] = []
-        self.fail_on_reset = fail_on_reset
-
-    def reset(self, **kwargs: Any) -> Any:
-        if self.fail_on_reset is not None and len(self.seeds) + 1 == self.fail_on_reset:
-            raise RuntimeError("the robot fell over (a crash in the middle of a reset)")
-        self.seeds.append(kwargs.get("seed"))
-        obs, info = self.env.reset(**kwargs)
-        self.resets.append(obs)
-        return obs, info
-
-    def step(self, action: Any) -> Any:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self.steps.append((obs, dict(info), time.monotonic()))
-        return obs, reward, terminated, truncated, info
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.transitions: list[Transition] = []
-        self.episodes: list[EpisodeStats] = []
-
-    def on_transitions(self, actor_id: str, ts: list[Transition]) -> None:
-        self.transitions.extend(ts)
-
-    def on_episode(self, actor_id: str, stats: EpisodeStats) -> None:
-        self.episodes.append(stats)
-
-    def evals(self) -> list[EpisodeStats]:
-        return [e for e in self.episodes if e.is_eval]
-
-    def train(self) -> list[EpisodeStats]:
-        return [e for e in self.episodes if not e.is_eval]
-
-
 class Run:
-    def __init__(self, sink: Sink, rec: Recorder, loop: ActorLoop, policy: HookedPolicy) -> None:
+    def __init__(
+        self, sink: Sink, rec: StepRecorder, loop: ActorLoop, policy: HookedPolicy
+    ) -> None:
         self.sink, self.rec, self.loop, self.policy = sink, rec, loop, policy
 
 
@@ -172,7 +131,7 @@ def run_actor(
             op = ScriptedOperator(shape[0])
             if operator:
                 hook_wrapper.controller = op
-            rec = Recorder(env, fail_on_reset)
+            rec = StepRecorder(env, fail_on_reset)
             learner.publish_weights(policy_weights(policy.nets), 0)
             endpoint = learner.connect(options.actor_id)
             holder: list[ActorLoop] = []
@@ -228,7 +187,7 @@ class ResumeAfterPause:
 
     def __call__(self, op: ScriptedOperator, loop: ActorLoop) -> None:
         rec = loop.env
-        assert isinstance(rec, Recorder)
+        assert isinstance(rec, StepRecorder)
         _wait_until(lambda: getattr(loop.summary, "pauses", 0) >= 1)
         steps, polled = len(rec.steps), op.polls
         _wait_until(lambda: op.polls >= polled + self.polls)
@@ -294,7 +253,8 @@ def test_a_takeover_during_evaluation_is_ignored_ends_the_episode_and_is_flagged
     assert all(e.intervention_steps == 0 for e in evals)
     # every executed evaluation action was the policy's, never the operator's
     assert len(run.policy.calls) == len(run.rec.steps)
-    for (deterministic, action), (_, info, _) in zip(run.policy.calls, run.rec.steps):
+    for (deterministic, action), step in zip(run.policy.calls, run.rec.steps):
+        info = step.info
         if deterministic:
             assert not info["is_intervention"]
             np.testing.assert_allclose(info["teleop_action"], np.clip(action, -1, 1), atol=1e-6)

@@ -7,49 +7,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pytest
-from runtime_helpers import tiny_config
+from runtime_helpers import Sink, StepRecorder, tiny_config
 
 from hilrl.policies.sac_policy import policy_weights
 from hilrl.runtime.actor import ActorLoop, ActorOptions, open_actor
 from hilrl.runtime.stopping import StopFlag
 from hilrl.transport import InProcLearner
-from hilrl.types import EpisodeStats, LearnerProgress, Transition
+from hilrl.types import LearnerProgress
 
 pytestmark = pytest.mark.timeout(60)
-
-
-class StepRecorder(gym.Wrapper[Any, Any, Any, Any]):
-    """Outermost wrapper: remembers every reset / step result the actor saw."""
-
-    def __init__(self, env: gym.Env[Any, Any]) -> None:
-        super().__init__(env)
-        self.resets: list[dict[str, np.ndarray]] = []
-        self.steps: list[tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]] = []
-
-    def reset(self, **kwargs: Any) -> Any:
-        obs, info = self.env.reset(**kwargs)
-        self.resets.append(obs)
-        return obs, info
-
-    def step(self, action: Any) -> Any:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self.steps.append((obs, float(reward), bool(terminated), bool(truncated), dict(info)))
-        return obs, reward, terminated, truncated, info
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.transitions: list[Transition] = []
-        self.episodes: list[EpisodeStats] = []
-
-    def on_transitions(self, actor_id: str, ts: list[Transition]) -> None:
-        self.transitions.extend(ts)
-
-    def on_episode(self, actor_id: str, stats: EpisodeStats) -> None:
-        self.episodes.append(stats)
 
 
 class BlockWatch:
@@ -82,9 +50,9 @@ def _run(
     allowance: int = -1,
     publish_when_blocked: bool = False,
     **train: Any,
-) -> tuple[Collector, StepRecorder]:
+) -> tuple[Sink, StepRecorder]:
     cfg = tiny_config(tmp_path / "run", train={"eval_episodes": 1, **train})
-    sink = Collector()
+    sink = Sink()
     learner = InProcLearner(sink.on_transitions, sink.on_episode).start()
     try:
         with open_actor(cfg) as (env, policy, _arch):
@@ -118,7 +86,7 @@ def test_transitions_carry_true_next_obs_executed_action_and_flags(tmp_path: Pat
     resets = iter(rec.resets)
     prev_obs = next(resets)
     ends = 0
-    for t, (obs, reward, terminated, truncated, info) in zip(ts, rec.steps):
+    for t, (obs, reward, terminated, truncated, info, _) in zip(ts, rec.steps):
         assert _same_obs(t.observation, prev_obs)
         assert _same_obs(t.next_observation, obs)  # what step returned, also at episode ends
         np.testing.assert_array_equal(t.action, info["teleop_action"])
@@ -145,9 +113,9 @@ def test_transitions_carry_true_next_obs_executed_action_and_flags(tmp_path: Pat
     for stats in sink.episodes:
         steps = rec.steps[start : start + stats.length]
         start += stats.length
-        assert steps[-1][2] or steps[-1][3]
-        assert stats.success == steps[-1][4]["success"]
-        assert stats.intervention_steps == sum(s[4]["is_intervention"] for s in steps)
+        assert steps[-1].terminated or steps[-1].truncated
+        assert stats.success == steps[-1].info["success"]
+        assert stats.intervention_steps == sum(s.info["is_intervention"] for s in steps)
         assert stats.episode_return == pytest.approx(sum(s[1] for s in steps))
     assert [s.episode_index for s in sink.episodes] == list(range(ends))
     frames = [t.frame_index for t in ts[: sink.episodes[0].length]]
@@ -180,7 +148,7 @@ def test_eval_episodes_run_without_operator_and_send_no_steps(tmp_path: Path) ->
 def test_stop_flag_ends_the_loop_at_a_step_boundary(tmp_path: Path) -> None:
     stop = StopFlag(watch_parent=False)
     cfg = tiny_config(tmp_path / "run")
-    sink = Collector()
+    sink = Sink()
     learner = InProcLearner(sink.on_transitions, sink.on_episode).start()
     try:
         with open_actor(cfg) as (env, policy, _arch):
