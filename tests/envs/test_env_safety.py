@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from env_fakes import FakeRobot
 from env_helpers import fake_config
+from fake_clock import FakeClock
 
 from hilrl.config.env import SafetyConfig
 from hilrl.envs import SafetyLayer, SafetyWrapper, make_env
@@ -20,14 +21,6 @@ LOWER = np.append(CHAIN.lower, 0.0)
 UPPER = np.append(CHAIN.upper, 0.07)
 Q0 = np.array([0.0, 0.3, 1.2, 1.2, 0.0, 0.07])
 BOX = (np.array([0.1, -0.2, 0.02]), np.array([0.35, 0.2, 0.3]))
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _layer(clock: FakeClock | None = None, **cfg: float) -> SafetyLayer:

@@ -361,18 +361,3 @@ def koch_calibration():  # type: ignore[no-untyped-def]
         "gripper": _joint(6, b, "fraction", 0, 2000, 2600, 1, 2000.0),
     }
     return ArmCalibration("koch", "dynamixel", joints)
-
-
-class FakeClock:
-    """A monotonic clock that only moves when someone sleeps (or the test says so)."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from camera_fakes import FakeCamera
-from real_servo_sim import FakeClock, feetech_arm, koch_calibration, so100_calibration
+from fake_clock import FakeClock
+from real_servo_sim import feetech_arm, koch_calibration, so100_calibration
 
 from hilrl.cli.main import main
 from hilrl.config.env import KINEMATIC_CHAINS

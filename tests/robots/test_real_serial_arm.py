@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 from camera_fakes import FakeCamera
+from fake_clock import FakeClock
 from real_servo_sim import (
-    FakeClock,
     FakeServoPort,
     dynamixel_arm,
     feetech_arm,
