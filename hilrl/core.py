@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-from hilrl.types import EpisodeStats, Observation, PolicyUpdate, Transition
+from hilrl.types import EpisodeStats, Observation, PolicyUpdate, StepResult, Transition
 
 
 @runtime_checkable
@@ -133,7 +133,12 @@ class InputController(Protocol):
 class Policy(Protocol):
     """Acts from an observation. The actor loop::
 
-    action = policy.act(obs, deterministic=False)
+    actions = policy.act(obs, deterministic=False)
+
+    ``act`` returns one action, shape ``(A,)``, or a chunk of the next actions, shape
+    ``(H, A)`` (an action-chunk policy); the actor executes the first
+    ``train.chunk_execute_steps`` of a chunk (all of it with 0) before it asks again, and
+    drops the rest when the operator takes over.
     """
 
     def act(self, observation: Observation, deterministic: bool = False) -> np.ndarray: ...
@@ -144,21 +149,108 @@ class Policy(Protocol):
     def version(self) -> int: ...
 
 
-@runtime_checkable
-class Algorithm(Protocol):
-    """A learning algorithm. The learner loop::
-
-    metrics = algorithm.update(sampler.next())
-    if publish_due: source.publish(algorithm.policy_weights())
-    """
-
-    def update(self, batch: object) -> dict[str, float]: ...
-
-    def policy_weights(self) -> dict[str, np.ndarray]: ...
+class Stateful(Protocol):
+    """Something a checkpoint saves: ``state_dict()`` is ``{"tensors": {name: torch
+    tensor}, "meta": JSON-able}``; ``load_state_dict`` restores it strictly."""
 
     def state_dict(self) -> dict[str, object]: ...
 
     def load_state_dict(self, state: Mapping[str, object]) -> None: ...
+
+
+class TrainableAlgorithm(Stateful, Protocol):
+    """The networks and optimisers of an algorithm, as a checkpoint sees them."""
+
+    def architecture(self) -> dict[str, list[int]]:
+        """Name -> shape of every network tensor (a checkpoint must match it)."""
+        ...
+
+    def architecture_config(self) -> dict[str, object]:
+        """Settings that shape the networks without always changing a tensor shape."""
+        ...
+
+
+BatchT = TypeVar("BatchT", contravariant=True)
+
+
+@runtime_checkable
+class Algorithm(TrainableAlgorithm, Protocol[BatchT]):
+    """A learning algorithm over batches of type ``BatchT`` (SAC: :class:`hilrl.types.Batch`).
+
+    A :class:`Trainer` drives it::
+
+        metrics = algorithm.update(sampler.next())
+        weights = algorithm.policy_weights()
+    """
+
+    def update(self, batch: BatchT) -> dict[str, float]: ...
+
+    def policy_weights(self) -> dict[str, np.ndarray]: ...
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """One learning algorithm with the data it learns from: what the learner loop drives.
+
+    The learner loop knows nothing else of the algorithm (SAC, supervised flow matching,
+    ...); what the algorithm needs of its data (n-step windows, action chunks, episode
+    filters) is the trainer's own business::
+
+        trainer.add_transitions(ts)              # ingest thread; bad data: ValueError
+        trainer.add_episode(actor_id, stats)     # episode outcomes, after their transitions
+        if trainer.ready(warmup):
+            result = trainer.step()              # training thread: sample + update
+        publish(trainer.policy_weights())
+        save_checkpoint(trainer.algorithm, buffers=trainer.replay, sampler=trainer.sampler)
+    """
+
+    @property
+    def algorithm(self) -> TrainableAlgorithm: ...
+
+    @property
+    def replay(self) -> Stateful:
+        """The training data (replay buffers), saved in checkpoints with ``save_buffers``."""
+        ...
+
+    @property
+    def sampler(self) -> Stateful:
+        """The sampler's own state (random generators), saved in every checkpoint."""
+        ...
+
+    @property
+    def arch_hash(self) -> str:
+        """Hash of the policy architecture the actors must run."""
+        ...
+
+    @property
+    def compiles_next(self) -> bool:
+        """The next :meth:`step` compiles (the learner says so; it may take a minute)."""
+        ...
+
+    def add_transitions(self, transitions: Sequence[Transition]) -> None:
+        """Store one actor message, or raise ValueError (one line, naming the transition
+        and field) and store none of it."""
+        ...
+
+    def add_episode(self, actor_id: str, stats: EpisodeStats) -> None: ...
+
+    def load_demos(self, path: str) -> tuple[int, int]:
+        """Add a LeRobot dataset of demonstrations; returns (episodes, transitions)."""
+        ...
+
+    def ready(self, warmup_transitions: int) -> bool:
+        """Enough data to train on."""
+        ...
+
+    def step(self) -> StepResult:
+        """Sample and make one update (the update-to-data ratio is the trainer's)."""
+        ...
+
+    def policy_weights(self) -> dict[str, np.ndarray]: ...
+
+    def replay_sizes(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
 
 
 @runtime_checkable

@@ -118,6 +118,23 @@ class EpisodeStats:
         return self.kind == EpisodeKind.EVAL
 
 
+@dataclass
+class StepResult:
+    """What one training step of a :class:`hilrl.core.Trainer` did."""
+
+    metrics: dict[str, float]
+    """Losses and other figures of the step (averaged over its optimisation steps)."""
+    steps: int
+    """Optimisation steps taken; 0 when every batch was skipped."""
+    skipped: int = 0
+    """Batches skipped because they held non-finite values."""
+
+    @property
+    def real(self) -> bool:
+        """A real update: at least one optimisation step, and every figure finite."""
+        return self.steps > 0 and all(np.isfinite(v) for v in self.metrics.values())
+
+
 @dataclass(frozen=True)
 class LearnerProgress:
     """Where the learner stands, sent with each weight publication."""

@@ -223,6 +223,8 @@ class CheckpointConfig:
 
 @dataclass
 class LearningConfig:
+    algorithm: str = "sac"
+    """Learning algorithm, by name: 'sac' (HIL-SERL); others are registered in hilrl.runtime.trainers."""
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     """Observation encoder shared by actor, critics and grasp critic."""
     sac: SACConfig = field(default_factory=SACConfig)
@@ -235,5 +237,7 @@ class LearningConfig:
     """Training device: 'cpu', 'cuda' or 'auto' (cuda when available)."""
 
     def validate(self) -> None:
+        if not self.algorithm or not self.algorithm.replace("_", "").isalnum():
+            raise ConfigError("algorithm", self.algorithm, "must be a name (letters, digits, _)")
         if self.device not in DEVICES:
             raise ConfigError("device", self.device, f"choose one of {DEVICES}")

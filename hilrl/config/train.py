@@ -53,6 +53,8 @@ class TrainConfig:
     """Actor: give up if the learner's first weights do not arrive within this time."""
     shutdown_timeout_s: float = 60.0
     """hilrl train: seconds each process gets to stop cleanly (actors flush, learner checkpoints) before it is killed."""
+    chunk_execute_steps: int = 0
+    """Actors running an action-chunk policy execute this many actions of each predicted chunk before predicting again (0: the whole chunk); an operator takeover drops the rest. One-step policies (SAC) are not affected."""
     actor_max_restarts: int = 5
     """hilrl train: restarts of one actor process that died (signal or error exit) within a run; one more death stops the run. 0: never restart."""
     actor_restart_backoff_s: float = 1.0
@@ -75,6 +77,7 @@ class TrainConfig:
             "final_eval_videos",
             "max_consecutive_skips",
             "actor_max_restarts",
+            "chunk_execute_steps",
         )
         for name in counts:
             if getattr(self, name) < 0:

@@ -9,10 +9,15 @@ Run it with ``hilrl actor --config FILE --actor-id robot-1`` (``hilrl train`` st
         obs = env.reset(seed=episode_seed(run.seed, actor_stream('train', actor_index), episode))
         until the episode ends:
             load newer weights (only here, between two steps)
-            action = policy.act(obs)
+            action = next of the queued chunk, else of policy.act(obs)
             next_obs, reward, terminated, truncated, info = env.step(action)
             endpoint.put_transitions([Transition(obs, info['teleop_action'], ...)])
         endpoint.put_episode(EpisodeStats(...))
+
+A policy returns one action or a chunk of the next ``H`` actions (an action-chunk
+policy): the actor executes the first ``train.chunk_execute_steps`` of a chunk (all of it
+with 0) and then asks again; an operator takeover drops the rest of the chunk (it was
+planned for a state the operator has changed), so does the end of an episode.
 
 The stored action is ``info['teleop_action']``: what was executed, the operator's
 action while they intervened. ``next_observation`` is the one ``step`` returned, also at
@@ -53,10 +58,10 @@ step). Such episodes carry ``interrupted``.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -68,8 +73,9 @@ import numpy as np
 
 from hilrl import seeds
 from hilrl.config.root import RootConfig
-from hilrl.core import InputController, Policy, TeleopCommand
-from hilrl.policies.sac_policy import SACPolicy
+from hilrl.core import InputController, Policy
+from hilrl.envs.wrappers.intervention import EventsOnlyController as _EventsOnly
+from hilrl.fsutil import atomic_write_json
 from hilrl.runtime.stopping import StopFlag
 from hilrl.transport.api import ActorEndpoint
 from hilrl.types import EpisodeKind, EpisodeStats, Observation, PolicyUpdate, Transition
@@ -111,6 +117,8 @@ class ActorOptions:
     weights_timeout_s: float = 300.0
     eval_every_episodes: int = 0
     eval_episodes: int = 1
+    chunk_execute_steps: int = 0
+    """Actions executed of each predicted chunk before the next prediction (0: all of it)."""
 
     @classmethod
     def from_config(
@@ -133,6 +141,7 @@ class ActorOptions:
             state_file=state_file,
             seed=cfg.run.seed,
             weights_timeout_s=cfg.train.weights_timeout_s,
+            chunk_execute_steps=cfg.train.chunk_execute_steps,
             eval_every_episodes=cfg.train.eval_every_episodes if actor_index == 0 else 0,
             eval_episodes=cfg.train.eval_episodes,
         )
@@ -202,54 +211,7 @@ def write_actor_state(path: str | Path, state: ActorState) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(asdict(state), f)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-class _EventsOnly:
-    """An input controller seen through evaluation: events pass, actions never do.
-
-    ``takeover`` is set when the operator tried to take the controls since the last reset.
-    """
-
-    def __init__(self, inner: InputController) -> None:
-        self.inner = inner
-        self.takeover = False
-        # A simulated operator watches evaluation like a person would: it raises events
-        # but neither takes over nor learns its trust from the episode.
-        self._watching = hasattr(inner, "watching")
-        if self._watching:
-            inner.watching = True  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        """Give the controller back to training."""
-        if self._watching:
-            self.inner.watching = False  # type: ignore[attr-defined]
-
-    def start(self) -> None:
-        self.inner.start()
-
-    def stop(self) -> None:
-        self.inner.stop()
-
-    def reset(self) -> None:
-        self.takeover = False
-        self.inner.reset()
-
-    def poll(self, observation: Observation, info: Mapping[str, object]) -> TeleopCommand:
-        cmd = self.inner.poll(observation, info)
-        self.takeover = self.takeover or bool(cmd.is_intervening)
-        return TeleopCommand(False, None, cmd.events)
-
-    def end_episode(self, success: bool) -> None:
-        end_episode = getattr(self.inner, "end_episode", None)
-        if callable(end_episode):
-            end_episode(success)
+    atomic_write_json(path, asdict(state), indent=None)
 
 
 class ActorLoop:
@@ -282,6 +244,10 @@ class ActorLoop:
         self._next_eval = max(options.first_eval_episode, 0)
         self._base_steps = 0
         self._state_warned = False
+        self._planned: collections.deque[np.ndarray] = collections.deque()
+        """Actions of the current chunk still to execute."""
+        self.policy_calls = 0
+        """Times the policy was asked for actions (fewer than steps with a chunk policy)."""
         if options.state_file is not None:
             self._load_state(Path(options.state_file))
 
@@ -324,6 +290,7 @@ class ActorLoop:
             watched = _EventsOnly(controller)
             self.intervention.controller = watched  # nobody but the policy drives
         try:
+            self._planned.clear()
             obs, info = self.env.reset(seed=seed)
             frame, ret, interventions = 0, 0.0, 0
             while True:
@@ -332,9 +299,11 @@ class ActorLoop:
                 if self.stop.is_set():
                     return False
                 self._refresh_weights()
-                action = self.policy.act(obs, deterministic=evaluate)
+                action = self._next_action(obs, evaluate)
                 next_obs, reward, terminated, truncated, info = self.env.step(action)
                 intervened = bool(info.get("is_intervention", False))
+                if intervened:
+                    self._planned.clear()  # planned for a state the operator changes
                 paused = bool(info.get("event_pause", False))
                 takeover = watched is not None and watched.takeover
                 ended = bool(terminated or truncated)
@@ -502,6 +471,20 @@ class ActorLoop:
             self.summary.successes += int(success)
             self.summary.intervention_steps += interventions
 
+    def _next_action(self, obs: Observation, evaluate: bool) -> np.ndarray:
+        """The next action of the current chunk; a new prediction when none is left."""
+        if not self._planned:
+            out = np.asarray(self.policy.act(obs, deterministic=evaluate), dtype=np.float32)
+            self.policy_calls += 1
+            chunk = out[None] if out.ndim == 1 else out
+            if chunk.ndim != 2 or len(chunk) == 0:
+                raise ValueError(
+                    f"policy returned actions of shape {out.shape}; want (A,) or (H, A)"
+                )
+            execute = self.opts.chunk_execute_steps or len(chunk)
+            self._planned.extend(chunk[:execute])
+        return self._planned.popleft()
+
     def _finished(self) -> bool:
         if self.stop.is_set():
             return True
@@ -582,18 +565,18 @@ class ActorLoop:
 
 
 @contextlib.contextmanager
-def open_actor(cfg: RootConfig) -> Iterator[tuple[Env, SACPolicy, str]]:
-    """Robot, started operator, env and a fresh CPU policy, plus the policy's architecture hash.
+def open_actor(cfg: RootConfig) -> Iterator[tuple[Env, Policy, str]]:
+    """Robot, started operator, env and a fresh CPU policy of ``learning.algorithm``, plus
+    the policy's architecture hash.
 
     Stops the operator and closes the env (robot last) on exit.
     """
-    from hilrl.policies.sac_policy import SACPolicy
-    from hilrl.runtime.specs import env_specs, open_env, policy_arch_hash
+    from hilrl.runtime.specs import env_specs, open_env
+    from hilrl.runtime.trainers import make_policy
 
     with open_env(cfg) as (env, controller, _robot):
         obs_spec, act_spec = env_specs(env)
-        policy = SACPolicy(obs_spec, act_spec, cfg.learning.encoder, cfg.learning.sac, "cpu")
-        arch = policy_arch_hash(policy.nets, cfg.learning)
+        policy, arch = make_policy(cfg, obs_spec, act_spec)
         if controller is not None:
             controller.start()
         try:

@@ -42,7 +42,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,6 +51,7 @@ from safetensors.torch import load_file, save_file
 
 from hilrl.architecture import architecture_digest, first_shape_mismatch
 from hilrl.config.loader import redact_secrets
+from hilrl.core import Stateful, TrainableAlgorithm
 from hilrl.fsutil import atomic_write_text, fsync_dir, fsync_file
 
 MARKER = "COMPLETE"
@@ -76,18 +77,6 @@ _warned: set[str] = set()
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, partial, corrupt or made for another model."""
-
-
-class Stateful(Protocol):
-    def state_dict(self) -> dict[str, object]: ...
-
-    def load_state_dict(self, state: Mapping[str, object]) -> None: ...
-
-
-class TrainableAlgorithm(Stateful, Protocol):
-    def architecture(self) -> dict[str, list[int]]: ...
-
-    def architecture_config(self) -> dict[str, object]: ...
 
 
 @dataclass

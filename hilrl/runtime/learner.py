@@ -68,18 +68,15 @@ import torch
 
 from hilrl.config.loader import ConfigError, save_config
 from hilrl.config.root import RootConfig
-from hilrl.data.mixer import MixedSampler, ReplayBuffers
 from hilrl.runtime.run_dir import JsonlWriter, RunDir, prepare_run, read_jsonl, write_json
 from hilrl.runtime.stopping import StopFlag
-from hilrl.types import EpisodeStats, LearnerProgress, Transition
+from hilrl.types import EpisodeStats, LearnerProgress, StepResult, Transition
 
 log = logging.getLogger("hilrl.runtime.learner")
 
 DRAIN_S = 30.0
 """After the last env step arrived: how long to wait for the actors to disconnect."""
 WARMUP_POLL_S = 0.05
-SKIP_KEYS = ("skipped_batches", "skipped_batches_total")
-"""Keys of ``SAC.update``'s result that count skipped chunks (not averaged metrics)."""
 
 
 class LearnerFailed(RuntimeError):
@@ -204,18 +201,6 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def split_update_metrics(metrics: Mapping[str, float]) -> tuple[dict[str, float], int, bool]:
-    """``(metrics without the skip counts, skipped chunks, real)`` of one ``SAC.update`` result.
-
-    ``real``: the call made at least one optimisation step (``critic_loss`` is reported
-    only then) and every metric is finite; only such a call counts as an update.
-    """
-    out = {k: float(v) for k, v in metrics.items() if k not in SKIP_KEYS}
-    skipped = int(metrics.get("skipped_batches", 0))
-    stepped = "critic_loss" in out
-    return out, skipped, stepped and all(math.isfinite(v) for v in out.values())
-
-
 def nonfinite_tensors(module_state: Mapping[str, Any]) -> list[str]:
     """Names of the floating tensors of a ``{"tensors": ...}`` state that hold nan / inf."""
     tensors = module_state.get("tensors", {})
@@ -296,8 +281,9 @@ class Learner:
         local_actors: int = 0,
         out: TextIO | None = None,
     ) -> None:
-        from hilrl.algorithms.sac import SAC, resolve_device
-        from hilrl.runtime.specs import policy_arch_hash, specs_from_config
+        from hilrl.algorithms.sac import resolve_device
+        from hilrl.runtime.specs import specs_from_config
+        from hilrl.runtime.trainers import make_trainer
 
         self.cfg = cfg
         self.out = out if out is not None else sys.stderr
@@ -310,19 +296,9 @@ class Learner:
             torch.manual_seed(cfg.run.seed)
         self.obs_spec, self.act_spec = specs_from_config(cfg)
         device = resolve_device(cfg.learning.device)
-        sac_cfg = cfg.learning.sac
-        self.sac = SAC(self.obs_spec, self.act_spec, sac_cfg, cfg.learning.encoder, device)
-        self.buffers = ReplayBuffers(self.obs_spec, self.act_spec.dim, cfg.learning.replay)
-        self.sampler = MixedSampler(
-            self.buffers,
-            cfg.learning.replay,
-            device,
-            chunks=sac_cfg.utd_ratio,
-            n_step=sac_cfg.n_step,
-            discount=sac_cfg.discount,
-            run_seed=cfg.run.seed,
-        )
-        self.arch_hash = policy_arch_hash(self.sac.nets, cfg.learning)
+        self.trainer = make_trainer(cfg, self.obs_spec, self.act_spec, device)
+        """The algorithm with its data; nothing below knows which algorithm it is."""
+        self.arch_hash = self.trainer.arch_hash
         self.run_id = self.run.run_id()
         self.counters = Counters()
         self._transport_state: dict[str, Any] | None = None
@@ -391,9 +367,9 @@ class Learner:
         has_replay = "replay" in read_meta(path).get("parts", [])
         info = restore_checkpoint(
             path,
-            self.sac,
-            buffers=self.buffers if has_replay else None,
-            sampler=self.sampler,
+            self.trainer.algorithm,
+            buffers=self.trainer.replay if has_replay else None,
+            sampler=self.trainer.sampler,
         )
         self.counters = Counters.from_dict(info.counters)
         transport = info.counters.get("transport")
@@ -408,14 +384,14 @@ class Learner:
         """The demo dataset into the demo buffer; a dataset it cannot read is a
         :class:`ConfigError` naming it (one line, exit code 2), not a traceback."""
         from hilrl.data.lerobot import DatasetError
-        from hilrl.runtime.demos import demo_path, ensure_demos, load_demos
+        from hilrl.runtime.demos import demo_path, ensure_demos
 
         path = None
         try:
             path = ensure_demos(self.cfg, progress=False, out=self.out)
             if path is None:
                 return
-            episodes, count = load_demos(self.buffers, path, self.obs_spec, self.act_spec.dim)
+            episodes, count = self.trainer.load_demos(str(path))
         except DatasetError as exc:
             where = str(path if path is not None else demo_path(self.cfg))
             problem = " ".join(str(exc).split())
@@ -497,12 +473,11 @@ class Learner:
         is counted in ``counters.ingest_rejected``.
         """
         try:
-            arrays = self.buffers.check_transitions(transitions)
+            self.trainer.add_transitions(transitions)
         except ValueError:  # the transport logs it and tells the actor why
             with self._lock:
                 self.counters.ingest_rejected += 1
             raise
-        self.buffers.add_arrays(arrays)
         with self._lock:
             self.counters.env_steps += len(transitions)
 
@@ -511,8 +486,11 @@ class Learner:
 
         An episode metrics/episodes.jsonl already held when this learner started (an
         actor resending what a crashed learner had logged) is neither written nor
-        counted again.
+        counted again. The trainer hears every episode (its state comes from the
+        checkpoint, which predates a resent one): an algorithm may use episode outcomes
+        (e.g. to keep only successful episodes).
         """
+        self.trainer.add_episode(actor_id, stats)
         is_eval = stats.is_eval
         key = (actor_id, int(stats.episode_index), is_eval, int(stats.policy_version))
         if key in self._written_episodes:
@@ -573,23 +551,20 @@ class Learner:
         next_checkpoint = now + t.checkpoint_every_s if t.checkpoint_every_s else math.inf
         next_log, last_log, last_log_updates = now + cfg.run.log_every_s, now, self.counters.updates
         metrics = MetricsAverage()
-        compiled = False
         failure = ""
         self._bad_in_row = self._skipped_in_row = 0
         while True:
             reason = self._stop_reason(stop, actors_done)
             if reason:
                 break
-            if self._warmed_up():
-                batch = self.sampler.next()
-                compiling = cfg.learning.sac.compile and not compiled
+            if self.trainer.ready(t.warmup_transitions):
+                compiling = self.trainer.compiles_next
                 if compiling:
-                    self._say("compiling the training steps (sac.compile: once, ~30-60 s)")
+                    self._say("compiling the training step (once, ~30-60 s)")
                     t0 = time.monotonic()
-                result = self.sac.update(batch)
+                result = self.trainer.step()
                 if compiling:
-                    compiled = True
-                    self._say(f"training steps compiled in {time.monotonic() - t0:.0f} s")
+                    self._say(f"training step compiled in {time.monotonic() - t0:.0f} s")
                 if self._count_update(result, metrics):
                     self.counters.updates += 1
                     if every_steps and self.counters.updates % every_steps == 0:
@@ -623,10 +598,11 @@ class Learner:
         if reason == "env steps done":
             self._drain(endpoint, stop)
         now = time.monotonic()
+        # Always a last line: its env_steps / updates are the run's final counters (the
+        # last steps may have arrived after the latest periodic line, with no update since).
         pending, nonfinite = metrics.take_with_counts()
-        if pending or failure or self.counters.updates == last_log_updates == 0:
-            rate = (self.counters.updates - last_log_updates) / max(now - last_log, 1e-9)
-            self.log_metrics(pending, rate, nonfinite)
+        rate = (self.counters.updates - last_log_updates) / max(now - last_log, 1e-9)
+        self.log_metrics(pending, rate, nonfinite)
         saved = self.checkpoint(endpoint)
         if failure:
             raise LearnerFailed(f"{failure}; {self._last_good_text(saved)}")
@@ -636,21 +612,20 @@ class Learner:
         )
         return reason
 
-    def _count_update(self, result: Mapping[str, float], metrics: MetricsAverage) -> bool:
-        """Account one ``SAC.update`` call; True when it was a real update.
+    def _count_update(self, result: StepResult, metrics: MetricsAverage) -> bool:
+        """Account one training step; True when it was a real update.
 
         Skipped chunks add to ``counters.skipped_batches``, a call with a non-finite
         metric to ``counters.nonfinite_losses``; a call without any optimisation step
         (every chunk skipped) or with non-finite values is not an update and extends the
         run of bad calls that ``train.max_consecutive_skips`` limits.
         """
-        values, skipped, real = split_update_metrics(result)
-        metrics.add(values)
-        self.counters.skipped_batches += skipped
-        finite = all(math.isfinite(v) for v in values.values())
+        metrics.add(result.metrics)
+        self.counters.skipped_batches += result.skipped
+        finite = all(math.isfinite(v) for v in result.metrics.values())
         if not finite:
             self.counters.nonfinite_losses += 1
-        if real:
+        if result.real:
             self._bad_in_row = self._skipped_in_row = 0
             return True
         self._bad_in_row += 1
@@ -681,12 +656,6 @@ class Learner:
             return f"{head}; no earlier checkpoint"
         return f"{head}; last good checkpoint: {last}"
 
-    def _warmed_up(self) -> bool:
-        online = len(self.buffers.online)
-        if online < self.cfg.train.warmup_transitions:
-            return False
-        return online + len(self.buffers.demos) + len(self.buffers.interventions) > 0
-
     def _stop_reason(self, stop: StopFlag, actors_done: Callable[[], bool] | None) -> str:
         if stop.is_set():
             return stop.reason or "stopped"
@@ -716,7 +685,7 @@ class Learner:
     def publish(self, endpoint: Endpoint) -> int:
         """Send the current policy with the next version and the learner's progress."""
         version = max(self.counters.weights_version, self.run.published_version()) + 1
-        weights = self.sac.policy_weights()
+        weights = self.trainer.policy_weights()
         bad = [k for k, w in weights.items() if w.dtype.kind == "f" and not np.isfinite(w).all()]
         if bad:  # never send nan / inf weights to an arm: the actors keep their last policy
             if not self._withheld_version:
@@ -748,7 +717,7 @@ class Learner:
         """
         from hilrl.runtime.checkpoint import save_checkpoint
 
-        bad = nonfinite_tensors(self.sac.state_dict())
+        bad = nonfinite_tensors(self.trainer.algorithm.state_dict())
         if bad:
             self._say(
                 f"checkpoint not saved: non-finite values in {len(bad)} tensors "
@@ -766,9 +735,9 @@ class Learner:
             path = save_checkpoint(
                 self.run.checkpoints,
                 self.counters.updates,
-                self.sac,
-                buffers=self.buffers if ck.save_buffers else None,
-                sampler=self.sampler,
+                self.trainer.algorithm,
+                buffers=self.trainer.replay if ck.save_buffers else None,
+                sampler=self.trainer.sampler,
                 config=self.cfg,
                 counters=counters,
                 keep_last=ck.keep_last,
@@ -780,7 +749,7 @@ class Learner:
         return path
 
     def _sizes(self) -> dict[str, int]:
-        return {name: len(buf) for name, buf in self.buffers.by_name().items()}
+        return self.trainer.replay_sizes()
 
     def log_metrics(
         self,
@@ -837,7 +806,7 @@ class Learner:
 
     def close(self, endpoint: Endpoint | None = None) -> None:
         """Stop the sampler and the transport, close the logs."""
-        self.sampler.close()
+        self.trainer.close()
         if endpoint is not None:
             endpoint.stop()
         self.episodes_log.close()

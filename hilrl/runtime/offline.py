@@ -52,22 +52,21 @@ def train_offline(
     progress: bool = True,
     out: TextIO | None = None,
 ) -> OfflineResult:
-    """Load ``dataset`` into the demo buffer, run ``updates`` SAC updates, checkpoint."""
+    """Load ``dataset`` into the demo buffer, run ``updates`` updates, checkpoint."""
     from tqdm import tqdm
 
-    from hilrl.algorithms.sac import SAC, resolve_device
-    from hilrl.data.mixer import MixedSampler, ReplayBuffers
+    from hilrl.algorithms.sac import resolve_device
     from hilrl.runtime.checkpoint import save_checkpoint
-    from hilrl.runtime.demos import is_dataset, load_demos
+    from hilrl.runtime.demos import is_dataset
     from hilrl.runtime.learner import (
         Counters,
         LearnerFailed,
         MetricsAverage,
         json_safe,
         nonfinite_tensors,
-        split_update_metrics,
     )
     from hilrl.runtime.specs import specs_from_config
+    from hilrl.runtime.trainers import make_trainer
 
     out = out if out is not None else sys.stderr
     if updates < 1:
@@ -82,23 +81,15 @@ def train_offline(
     torch.manual_seed(cfg.run.seed)
     obs_spec, act_spec = specs_from_config(cfg)
     device = resolve_device(cfg.learning.device)
-    sac_cfg = cfg.learning.sac
+    # every batch from the dataset: no online data exists
     replay_cfg = replace(cfg.learning.replay, online_ratio=0.0)
-    sac = SAC(obs_spec, act_spec, sac_cfg, cfg.learning.encoder, device)
-    buffers = ReplayBuffers(obs_spec, act_spec.dim, replay_cfg)
-    episodes, count = load_demos(buffers, path, obs_spec, act_spec.dim)
+    trainer = make_trainer(
+        replace(cfg, learning=replace(cfg.learning, replay=replay_cfg)), obs_spec, act_spec, device
+    )
+    episodes, count = trainer.load_demos(str(path))
     if count == 0:
         raise ConfigError("--dataset", str(path), "the dataset holds no transitions")
     out.write(f"train-offline: {episodes} episodes, {count} transitions from {path}\n")
-    sampler = MixedSampler(
-        buffers,
-        replay_cfg,
-        device,
-        sac_cfg.utd_ratio,
-        sac_cfg.n_step,
-        sac_cfg.discount,
-        run_seed=cfg.run.seed,
-    )
     counters = Counters(demo_transitions=count)
     ck = cfg.learning.checkpoint
     started = time.monotonic()
@@ -107,7 +98,7 @@ def train_offline(
     metrics = MetricsAverage()
 
     def checkpoint() -> Path | None:
-        bad = nonfinite_tensors(sac.state_dict())
+        bad = nonfinite_tensors(trainer.algorithm.state_dict())
         if bad:
             out.write(
                 f"train-offline: checkpoint not saved: non-finite values in {len(bad)} tensors "
@@ -120,9 +111,9 @@ def train_offline(
         return save_checkpoint(
             run.checkpoints,
             counters.updates,
-            sac,
-            buffers=buffers if ck.save_buffers else None,
-            sampler=sampler,
+            trainer.algorithm,
+            buffers=trainer.replay if ck.save_buffers else None,
+            sampler=trainer.sampler,
             config=cfg,
             counters=data,
             keep_last=ck.keep_last,
@@ -137,7 +128,7 @@ def train_offline(
                 "env_steps": 0,
                 "updates": counters.updates,
                 "updates_per_s": round(rate, 3),
-                "replay_sizes": {n: len(b) for n, b in buffers.by_name().items()},
+                "replay_sizes": trainer.replay_sizes(),
                 "policy_version": -1,
                 "skipped_batches": counters.skipped_batches,
                 "nonfinite_losses": counters.nonfinite_losses,
@@ -159,13 +150,13 @@ def train_offline(
             )
             with bar:
                 for _ in range(updates):
-                    values, skipped, real = split_update_metrics(sac.update(sampler.next()))
-                    metrics.add(values)
-                    counters.skipped_batches += skipped
-                    if not all(map(math.isfinite, values.values())):
+                    result = trainer.step()
+                    metrics.add(result.metrics)
+                    counters.skipped_batches += result.skipped
+                    if not all(map(math.isfinite, result.metrics.values())):
                         counters.nonfinite_losses += 1
                     bar.update(1)
-                    if real:
+                    if result.real:
                         bad_in_row = 0
                         counters.updates += 1
                         if ck.every_steps and counters.updates % ck.every_steps == 0:
@@ -192,7 +183,7 @@ def train_offline(
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            sampler.close()
+            trainer.close()
         log_line(time.monotonic())
     final = checkpoint()
     if failure:

@@ -67,7 +67,7 @@ def test_on_transitions_refuses_a_message_with_a_value_that_overflows_float32(
     try:
         good = transitions(learner, 8)
         learner.on_transitions("actor-0", good)
-        assert len(learner.buffers.online) == learner.counters.env_steps == 8
+        assert len(learner.trainer.replay.online) == learner.counters.env_steps == 8
 
         bad = transitions(learner, 8, start=8)
         bad[3] = with_field(bad[3], reward=1e39)  # finite in float64, inf in float32
@@ -75,9 +75,9 @@ def test_on_transitions_refuses_a_message_with_a_value_that_overflows_float32(
             ValueError, match=r"^transition 3: reward 1e\+39 is not finite in float32$"
         ):
             learner.on_transitions("actor-0", bad)
-        assert len(learner.buffers.online) == learner.counters.env_steps == 8  # nothing added
+        assert len(learner.trainer.replay.online) == learner.counters.env_steps == 8  # nothing added
         assert learner.counters.ingest_rejected == 1
-        assert np.isfinite(learner.buffers.online.rewards[:8]).all()
+        assert np.isfinite(learner.trainer.replay.online.rewards[:8]).all()
     finally:
         learner.close()
 
@@ -92,7 +92,7 @@ def test_a_refused_message_is_a_rejection_of_the_in_process_transport(tmp_path: 
         actor.put_transitions(transitions(learner, 8, start=8))
         assert actor.flush(10.0)
         assert endpoint.actor_stats()["actor-0"].rejected == 1
-        assert len(learner.buffers.online) == learner.counters.env_steps == 8
+        assert len(learner.trainer.replay.online) == learner.counters.env_steps == 8
         assert learner.counters.ingest_rejected == 1
         actor.close()
 
@@ -146,7 +146,7 @@ def test_on_transitions_checks_layout_and_every_float_field(tmp_path: Path) -> N
             batch[index] = with_field(batch[index], **change)
             with pytest.raises(ValueError, match=pattern):
                 learner.on_transitions("actor-0", batch)
-        assert len(learner.buffers.online) == learner.counters.env_steps == 0
+        assert len(learner.trainer.replay.online) == learner.counters.env_steps == 0
         assert learner.counters.ingest_rejected == len(cases)
     finally:
         learner.close()
@@ -170,7 +170,7 @@ def test_skipped_batches_are_not_updates_and_stop_the_learner(tmp_path: Path) ->
     out = io.StringIO()
     stop = StopFlag(watch_parent=False)
     with open_learner(cfg, inproc=True, out=out) as (learner, endpoint):
-        learner.buffers.add_transitions(transitions(learner, 40, reward=float("inf")))
+        learner.trainer.replay.add_transitions(transitions(learner, 40, reward=float("inf")))
         with pytest.raises(LearnerFailed) as failed:
             learner.train(endpoint, stop)
         assert learner.counters.updates == 0
@@ -206,7 +206,7 @@ def test_nonfinite_networks_are_not_saved_and_stop_the_learner(tmp_path: Path) -
         assert good is not None
         before = (good / "meta.json").read_bytes()
         with torch.no_grad():
-            for p in learner.sac.critic.parameters():
+            for p in learner.trainer.algorithm.critic.parameters():
                 p.fill_(float("nan"))
         with pytest.raises(LearnerFailed) as failed:
             learner.train(endpoint, stop)
@@ -215,7 +215,7 @@ def test_nonfinite_networks_are_not_saved_and_stop_the_learner(tmp_path: Path) -
         assert learner.checkpoint(endpoint) is None
         version = learner.counters.weights_version
         with torch.no_grad():
-            for p in learner.sac.nets.actor.parameters():
+            for p in learner.trainer.algorithm.nets.actor.parameters():
                 p.fill_(float("nan"))
         assert learner.publish(endpoint) == version  # nan weights never reach an arm
         assert learner.run.published_version() == version

@@ -39,7 +39,7 @@ def test_learner_ingests_actor_data_over_grpc(tmp_path: Path) -> None:
             finally:
                 client.close()
         assert endpoint.wait_idle(10.0)
-        buffers = learner.buffers
+        buffers = learner.trainer.replay
         assert len(buffers.online) == learner.counters.env_steps == 30
         assert len(buffers.interventions) == int(buffers.online.is_intervention[:30].sum())
         assert len(buffers.interventions) > 0
@@ -85,7 +85,7 @@ def test_train_loop_warms_up_trains_publishes_logs_and_checkpoints(tmp_path: Pat
     )
     stop = StopFlag(watch_parent=False)
     with open_learner(cfg, inproc=True) as (learner, endpoint):
-        assert len(learner.buffers.demos) > 0  # recorded by the simulated operator
+        assert len(learner.trainer.replay.demos) > 0  # recorded by the simulated operator
         reason = learner.train(endpoint, stop)
         versions = learner.counters.weights_version
         updates = learner.counters.updates
