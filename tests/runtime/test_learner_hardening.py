@@ -75,7 +75,9 @@ def test_on_transitions_refuses_a_message_with_a_value_that_overflows_float32(
             ValueError, match=r"^transition 3: reward 1e\+39 is not finite in float32$"
         ):
             learner.on_transitions("actor-0", bad)
-        assert len(learner.trainer.replay.online) == learner.counters.env_steps == 8  # nothing added
+        assert (
+            len(learner.trainer.replay.online) == learner.counters.env_steps == 8
+        )  # nothing added
         assert learner.counters.ingest_rejected == 1
         assert np.isfinite(learner.trainer.replay.online.rewards[:8]).all()
     finally:
