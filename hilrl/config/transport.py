@@ -70,6 +70,8 @@ class TransportConfig:
     """Actor: folder for messages not yet durable at the learner (resent after a reconnect, a restart of either side, or a learner crash); empty keeps them in memory only."""
     spool_max_bytes: int = 4096 * MIB
     """Actor: disk cap of the spool; past it the copies of received-but-not-durable messages are dropped first (stats.retained_evicted), then the oldest unsent ones (stats.transitions_dropped)."""
+    spool_write_ahead: bool = True
+    """Actor: write every message to the spool when it is made (into the OS page cache; fsynced after spool_sync_after_s), not only when the memory backlog overflows: an actor killed at any moment then loses nothing that may have reached the learner, even if the learner also crashes before its next checkpoint. False: messages stay in memory until the backlog overflows (less disk traffic; such a double crash loses the in-memory copies)."""
     spool_sync_after_s: float = 2.0
     """Actor: fsync a spooled message once it has stayed this long in the spool (most overflow bursts are resent and deleted sooner, never touching the disk); close() syncs the rest. 0: fsync every write. A power cut of the actor's computer loses at most this much spooled data."""
     backoff_initial_s: float = 0.2

@@ -611,19 +611,29 @@ class ActorClient:
             self._next_seq += 1
         items = transitions if kind == pb.KIND_TRANSITIONS else 1
         msg = _OutMsg(kind, seq, payload, None, transitions, len(payload), items)
-        if self._link is None and self._spool is not None:
-            self._spill(msg)  # the learner is away: keep it on disk right away
+        if self._spool is not None and (self._link is None or self.config.spool_write_ahead):
+            # On disk before it is ever sent (write-ahead; the learner away: only there).
+            # An actor killed at any moment then loses nothing that may have reached the
+            # learner, even if the learner crashes too before its next checkpoint.
+            self._spill(msg, keep_payload=self._link is not None)
         self._backlog.append(msg)
 
-    def _spill(self, msg: _OutMsg, kept: bool = False) -> bool:
+    def _spill(self, msg: _OutMsg, kept: bool = False, keep_payload: bool = False) -> bool:
         """Move a message's payload to the spool; False when the spool is full or absent.
 
         Room is made by evicting the oldest spooled copies of received messages first
         (the learner has those; only its crash could need them), and, unless ``msg`` is
         such a kept copy itself, then by dropping the oldest spooled unsent messages.
+        ``keep_payload``: write it but keep the bytes in memory too (write-ahead).
         """
         spool = self._spool
-        if spool is None or msg.payload is None or msg.nbytes > spool.max_bytes:
+        if spool is None or msg.nbytes > spool.max_bytes:
+            return False
+        if msg.path is not None:  # written ahead: already on disk
+            if not keep_payload:
+                msg.payload = None
+            return True
+        if msg.payload is None:
             return False
         why = f"spool over transport.spool_max_bytes={spool.max_bytes}"
         while spool.total_bytes + msg.nbytes > spool.max_bytes:
@@ -640,7 +650,8 @@ class ActorClient:
             self._backlog.remove(victim)
             self._drop(victim, why)
         msg.path = spool.write(msg.kind, msg.payload, msg.seq)
-        msg.payload = None
+        if not keep_payload:
+            msg.payload = None
         with self._lock:
             self._stats.messages_spooled += 1
         return True

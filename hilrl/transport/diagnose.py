@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from pathlib import Path
 
 from hilrl.config.transport import TransportConfig
@@ -87,9 +88,22 @@ def _handshake(cfg: TransportConfig, ctx: ssl.SSLContext, timeout_s: float) -> s
 
 
 def _speaks_tls(cfg: TransportConfig, timeout_s: float) -> bool:
-    error = _handshake(cfg, _context(None), timeout_s)
-    # Any TLS-level answer (even a refusal of our missing client certificate) is TLS.
-    return not error.startswith("network") and "wrong_version" not in error.lower()
+    """True only on proof: a completed TLS handshake, or a TLS alert from the peer.
+
+    A connection closed without a word (an EOF: a proxy or tunnel whose learner is down,
+    a learner restarting) proves nothing, and a wrong guess here would stop an actor
+    for good: it is asked twice, a moment apart, and both answers must be proof.
+    """
+    for attempt in range(2):
+        error = _handshake(cfg, _context(None), timeout_s).lower()
+        proof = error in ("", "closed by the learner after the tls handshake") or (
+            "alert" in error and "eof" not in error
+        )
+        if not proof:
+            return False
+        if attempt == 0:
+            time.sleep(0.2)
+    return True
 
 
 def _client_certificate_problem(cfg: TransportConfig, timeout_s: float) -> str:

@@ -180,6 +180,7 @@ def server_options(cfg: TransportConfig) -> list[tuple[str, Any]]:
         ("grpc.http2.min_ping_interval_without_data_ms", max(100, keepalive_ms // 2)),
         ("grpc.http2.max_ping_strikes", 0),
         ("grpc.so_reuseport", 0),
+        ("grpc.http2.bdp_probe", 0),
     ]
 
 

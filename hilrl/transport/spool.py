@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hilrl.fsutil import fsync_dir, fsync_file
+from hilrl.fsutil import atomic_write_bytes, fsync_dir, fsync_file
 from hilrl.transport.errors import SpoolLocked
 
 try:
@@ -104,16 +104,10 @@ class Spool:
         return out
 
     def _write(self, path: Path, payload: bytes) -> None:
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(payload)
-            if self.sync_after_s <= 0:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
+        sync = self.sync_after_s <= 0
+        atomic_write_bytes(path, payload, sync=sync)
         self.total_bytes += len(payload)
-        if self.sync_after_s <= 0:
-            fsync_dir(self.root)
+        if sync:
             self.files_synced += 1
         else:
             self._unsynced[path] = time.monotonic()

@@ -431,3 +431,47 @@ def test_state_taken_while_paused_counts_exactly_the_delivered_messages(
     finally:
         actor.close(2.0)
         learner.stop()
+
+
+ACTOR_TWO_BATCHES = """
+import sys, time
+sys.path.insert(0, {here!r})
+from transport_testlib import fast_config, make_episode
+from hilrl.transport import ActorClient
+client = ActorClient(fast_config({port}, {spool!r}), "a", "run")
+for episode in (0, 1):
+    client.put_transitions(make_episode(0, episode, {length}))
+    assert client.flush(20.0)
+    print("confirmed", episode, flush=True)
+time.sleep(60)
+"""
+
+
+def test_actor_killed_then_learner_crashed_loses_no_confirmed_message(tmp_path: Path) -> None:
+    """A double fault: the actor is SIGKILLed right after the learner confirmed receipt,
+    then the learner crashes before any checkpoint holds the data. The messages were on
+    the actor's disk before they were sent (write-ahead), so the next actor resends them."""
+    port, spool = free_port(), str(tmp_path / "spool")
+    first = Checkpointed(port)
+    saved = first.checkpoint()  # empty, confirmed
+    code = ACTOR_TWO_BATCHES.format(here=str(HERE), port=port, spool=spool, length=LENGTH)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(2)]
+        assert lines == ["confirmed 0", "confirmed 1"]
+        assert sorted(first.replay()) == sorted(keys(range(2)))  # both received
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    first.server.stop()  # the learner crashes too: back to its empty checkpoint
+    second = Checkpointed(port, saved)
+    again = ActorClient(fast_config(port, spool), "a", "run")
+    try:
+        put_episodes(again, [2])
+        assert again.flush(20.0)
+        assert_exactly_once(second.replay(), keys(range(3)))
+        assert second.server.actor_stats()["a"].missing == 0
+    finally:
+        again.close(2.0)
+        second.server.stop()

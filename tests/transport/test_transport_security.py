@@ -280,3 +280,37 @@ def test_config_validation_names_the_field(fields: dict[str, object], name: str)
     with pytest.raises(ConfigError) as err:
         replace(TransportConfig(), **fields).validate()  # type: ignore[arg-type]
     assert err.value.field == name
+
+
+def test_a_port_that_closes_connections_is_not_taken_for_tls() -> None:
+    """A tunnel or proxy whose learner is down accepts and closes at once (an EOF, no
+    TLS alert): that proves nothing and must not stop the actor for good."""
+    import socket
+    import threading
+
+    from hilrl.transport.diagnose import tls_mismatch
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def close_everything() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            conn.close()  # a FIN, like ssh -L / kubectl port-forward without a backend
+
+    thread = threading.Thread(target=close_everything, daemon=True)
+    thread.start()
+    try:
+        cfg = fast_config(port)
+        assert tls_mismatch(cfg, "UNAVAILABLE: ipv4:127.0.0.1: Socket closed") == ""
+    finally:
+        stop.set()
+        thread.join(2)
+        listener.close()
