@@ -52,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from hilrl.fsutil import atomic_write_bytes
+
 RUN_ID = "chaos"
 IMAGE = (32, 32, 3)
 CAMERAS = ("front", "wrist")
@@ -89,29 +91,8 @@ def chaos_config(port: int, spool_dir: str = "", batch: int = 10) -> Any:
     )
 
 
-def fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_atomically(path: Path, data: bytes, sync: bool = False) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if sync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if sync:
-        fsync_dir(path.parent)
-
-
 def write_json(path: Path, obj: Any) -> None:
-    write_atomically(path, json.dumps(obj).encode())
+    atomic_write_bytes(path, json.dumps(obj).encode(), sync=False)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -234,7 +215,7 @@ class ChaosLearner:
             replay=replay,
             transport=np.frombuffer(json.dumps(state).encode(), dtype=np.uint8),
         )
-        write_atomically(self.checkpoint_path, buf.getvalue(), sync=True)
+        atomic_write_bytes(self.checkpoint_path, buf.getvalue(), sync=True)
         self.server.mark_durable(state)
         self.checkpoints += 1
         self.last_checkpoint_s = time.monotonic() - t0
