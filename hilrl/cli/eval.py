@@ -22,9 +22,8 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-from hilrl.config.loader import deep_merge, format_config_help, parse_overrides, read_config_file
+from hilrl.config.loader import config_data, format_config_help
 from hilrl.config.root import RootConfig
 
 DEFAULT_SEED = 100_000
@@ -120,8 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         print(f"hilrl eval: --episodes must be >= 1, got {args.episodes}", file=sys.stderr)
         return 2
-    overrides: dict[str, Any] = read_config_file(args.config) if args.config else {}
-    overrides = deep_merge(overrides, parse_overrides(args.overrides))
+    overrides = config_data(args.config, args.overrides)
     print(f"evaluating {args.checkpoint}: {args.episodes} episodes, seed {args.seed}")
     try:
         done = evaluate_checkpoint(
