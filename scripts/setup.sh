@@ -31,5 +31,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 # torch==2.13.0 is pinned exactly in pyproject.toml: a looser pin would pull CUDA wheels.
+# TORCH_INDEX_URL picks the build first (e.g. https://download.pytorch.org/whl/cpu for a
+# CPU-only machine, .../whl/cu128 for a CUDA 12.8 one); unset, pip takes what it finds.
+if [ -n "${TORCH_INDEX_URL:-}" ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 \
+    --index-url "$TORCH_INDEX_URL"
+fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 echo "setup: done ($(.venv/bin/python -c 'import hilrl, torch, mujoco; print(f"hilrl {hilrl.__version__}, torch {torch.__version__}, mujoco {mujoco.__version__}")'))"
