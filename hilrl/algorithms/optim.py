@@ -1,11 +1,12 @@
-"""Optimiser steps without ``torch.optim``'s per-call Python bookkeeping.
+"""Optimiser steps on explicit tensors, with torch's own Adam.
 
-A SAC update makes six optimiser steps and three gradient clips on small networks; on a
-CPU each ``Adam.step()`` spent ~0.2 ms in Python (hooks, grouping tensors by device and
-dtype, state checks) around one fused kernel, and ``clip_grad_norm_`` ran one extra norm
-op per parameter. These helpers issue the same kernels with the same arguments, so the
-results are bitwise identical to ``opt.step()`` / ``clip_grad_norm_(foreach=True)``;
-the optimiser objects (and so their ``state_dict`` format) stay torch's own.
+A learner step computes its gradients as tensors (``torch.func``), not as ``.grad``
+fields, so it calls torch's functional Adam (:func:`torch.optim.adam.adam`, the function
+``torch.optim.Adam.step`` itself calls) on the optimiser's own state tensors. The
+optimiser object stays a ``torch.optim.Adam``: its ``state_dict`` format, its
+hyperparameters (``param_groups``, read afresh on every step) and its implementation
+flags (``fused``/``foreach``) are torch's. The same code runs eagerly and inside
+``torch.compile``.
 """
 
 from __future__ import annotations
@@ -14,29 +15,11 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
-from torch import nn
+from torch.optim.adam import adam as torch_adam
 
 
-def clip_grads(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
-    """Scale ``grads`` in place so their global L2 norm is at most ``max_norm``; return
-    the norm before scaling.
-
-    Eager, the arithmetic of ``nn.utils.clip_grad_norm_(..., foreach=True)`` on one
-    device (coefficient ``max_norm / (norm + 1e-6)`` clamped at 1), bitwise.
-    """
-    if torch.compiler.is_compiling():
-        # Inductor does not lower _foreach_norm on the CPU (it runs one eager norm per
-        # tensor); a sum of squares fuses into the kernels that produce the gradients.
-        total = torch.stack([g.pow(2).sum() for g in grads]).sum().sqrt()
-    else:
-        total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(list(grads))))
-    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
-    torch._foreach_mul_(list(grads), coef)
-    return total
-
-
-class AdamSlots(NamedTuple):
-    """A torch Adam's per-parameter state as parallel lists (what :func:`adam_update` mutates)."""
+class AdamState(NamedTuple):
+    """One ``torch.optim.Adam`` group: its tensors and, as they are now, its settings."""
 
     params: list[torch.Tensor]
     """Detached aliases of the parameters (updated in place)."""
@@ -48,114 +31,150 @@ class AdamSlots(NamedTuple):
     beta2: float
     eps: float
     weight_decay: float
+    fused: bool
+    foreach: bool
+    capturable: bool
 
 
-def adam_slots(opt: torch.optim.Optimizer) -> AdamSlots:
-    """The optimiser's state as :class:`AdamSlots`, creating it as ``opt.step()`` would.
+class AdamFlags(NamedTuple):
+    """Which of torch's Adam implementations a ``torch.optim.Adam`` group uses."""
 
-    The tensors are the optimiser's own, so a checkpoint of ``opt`` sees every update.
-    Call it again after ``opt.load_state_dict`` (which replaces the state tensors).
+    fused: bool
+    foreach: bool
+    capturable: bool
+
+
+def adam_implementation(device: torch.device, compiled: bool, fused: bool) -> AdamFlags:
+    """``fused``/``foreach``/``capturable`` flags of a ``torch.optim.Adam`` on ``device``
+    for an eager or a compiled learner step.
+
+    Eager, the fused kernel (one call per group) is the fastest on CPUs and GPUs
+    (``fused=False``, i.e. ``sac.fused_optimizer`` off: ``foreach``). Dynamo does not
+    trace into the fused kernel (it is ``torch.compiler.disable``d: a graph break), so a
+    compiled step uses an implementation it traces and inductor fuses: on a GPU the
+    capturable ``foreach`` one (what a compiled ``opt.step()`` switches to itself); on a
+    CPU the per-tensor one, as capturable is refused there eagerly (a step that dynamo
+    runs eagerly, e.g. past its recompile limit, must still work) and the plain
+    ``foreach`` one does not trace on a CPU in torch 2.13.
     """
-    if len(opt.param_groups) != 1 or not isinstance(opt, torch.optim.Adam):
-        raise ValueError("adam_slots needs a torch.optim.Adam with one parameter group")
-    group = opt.param_groups[0]
-    if group.get("amsgrad") or group.get("maximize") or isinstance(group["lr"], torch.Tensor):
-        raise ValueError("adam_slots covers Adam without amsgrad/maximize and a float lr")
-    params = list(group["params"])
-    for p in params:
-        if p not in opt.state or not opt.state[p]:
-            # As torch's Adam._init_group does for fused/capturable Adam.
+    if compiled:
+        if device.type == "cuda":
+            return AdamFlags(fused=False, foreach=True, capturable=True)
+        return AdamFlags(fused=False, foreach=False, capturable=False)
+    use_fused = fused and device.type in ("cpu", "cuda")
+    return AdamFlags(fused=use_fused, foreach=not use_fused, capturable=False)
+
+
+def set_adam_implementation(opt: torch.optim.Optimizer, flags: AdamFlags) -> None:
+    """Re-apply implementation flags, e.g. after ``opt.load_state_dict`` copied a saved
+    group's (they say how to compute, not what: a checkpoint must not choose them)."""
+    for group in opt.param_groups:
+        group.update(flags._asdict())
+
+
+def init_adam_state(opt: torch.optim.Optimizer) -> None:
+    """Create the state ``opt.step()`` would create lazily (zero moments, step 0).
+
+    As torch's ``Adam._init_group``: the step count is a float32 scalar tensor, on the
+    parameter's device for the fused and capturable implementations, else on the CPU.
+    """
+    for group in opt.param_groups:
+        on_device = bool(group.get("fused")) or bool(group.get("capturable"))
+        for p in group["params"]:
+            if opt.state.get(p):
+                continue
             opt.state[p] = {
-                "step": torch.zeros((), dtype=torch.float32, device=p.device),
+                "step": torch.zeros(
+                    (), dtype=torch.float32, device=p.device if on_device else "cpu"
+                ),
                 "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                 "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
             }
-    states = [opt.state[p] for p in params]
-    beta1, beta2 = group["betas"]
-    return AdamSlots(
-        [p.detach() for p in params],
+
+
+def adam_tensors(
+    opt: torch.optim.Optimizer, aliases: Sequence[torch.Tensor]
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """(params, exp_avgs, exp_avg_sqs, steps) of a one-group Adam, its state created.
+
+    ``aliases``: the tensors to update in place of the parameters (detached aliases of
+    the same storage). The lists hold the optimiser's own state tensors: build them again
+    after ``opt.load_state_dict``, which replaces them.
+    """
+    if not isinstance(opt, torch.optim.Adam) or len(opt.param_groups) != 1:
+        raise ValueError("adam_tensors needs a torch.optim.Adam with one parameter group")
+    group = opt.param_groups[0]
+    if len(aliases) != len(group["params"]):
+        raise ValueError(f"{len(aliases)} aliases for {len(group['params'])} parameters")
+    init_adam_state(opt)
+    states = [opt.state[p] for p in group["params"]]
+    return (
+        list(aliases),
         [s["exp_avg"] for s in states],
         [s["exp_avg_sq"] for s in states],
         [s["step"] for s in states],
-        float(group["lr"]),
-        float(beta1),
-        float(beta2),
-        float(group["eps"]),
-        float(group["weight_decay"]),
     )
 
 
-def adam_update(slots: AdamSlots, grads: Sequence[torch.Tensor]) -> None:
-    """One Adam step written as plain tensor ops, so ``torch.compile`` can fuse it.
-
-    The arithmetic of ``torch.optim.Adam`` (bias-corrected moments, eps outside the
-    square root, L2 weight decay added to the gradient); agrees with its kernels to float
-    rounding.
-    """
-    params, grads = slots.params, list(grads)
-    if slots.weight_decay:
-        grads = torch._foreach_add(grads, params, alpha=slots.weight_decay)
-    torch._foreach_add_(slots.steps, 1)
-    torch._foreach_lerp_(slots.exp_avgs, grads, 1 - slots.beta1)
-    torch._foreach_mul_(slots.exp_avg_sqs, slots.beta2)
-    torch._foreach_addcmul_(slots.exp_avg_sqs, grads, grads, 1 - slots.beta2)
-    for p, m, v, step in zip(params, slots.exp_avgs, slots.exp_avg_sqs, slots.steps):
-        bias1 = 1 - slots.beta1**step
-        bias2_sqrt = (1 - slots.beta2**step).sqrt()
-        p.sub_((slots.lr / bias1) * m / (v.sqrt() / bias2_sqrt + slots.eps))
-
-
-def drop_grads(params: Sequence[nn.Parameter]) -> None:
-    """``zero_grad(set_to_none=True)`` for a known parameter list."""
-    for p in params:
-        p.grad = None
-
-
-def _fast_path_ok(opt: torch.optim.Optimizer, group: dict[str, object]) -> bool:
-    return (
-        isinstance(opt, torch.optim.Adam)
-        and bool(group.get("fused"))
-        and not group.get("amsgrad")
-        and not group.get("decoupled_weight_decay")
-        and not group.get("differentiable")
-        and not isinstance(group.get("lr"), torch.Tensor)
+def adam_state(
+    opt: torch.optim.Optimizer,
+    tensors: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]],
+) -> AdamState:
+    """:class:`AdamState` of ``tensors`` (from :func:`adam_tensors`) with the group's
+    settings as they are now (an lr set on ``opt.param_groups`` applies at once)."""
+    group = opt.param_groups[0]
+    for flag in ("amsgrad", "maximize", "decoupled_weight_decay", "differentiable"):
+        if group.get(flag):
+            raise ValueError(f"Adam with {flag}=True is not supported here")
+    beta1, beta2 = group["betas"]
+    return AdamState(
+        *tensors,
+        lr=float(group["lr"]),
+        beta1=float(beta1),
+        beta2=float(beta2),
+        eps=float(group["eps"]),
+        weight_decay=float(group["weight_decay"]),
+        fused=bool(group.get("fused")),
+        foreach=bool(group.get("foreach")),
+        capturable=bool(group.get("capturable")),
     )
 
 
-def adam_step(opt: torch.optim.Optimizer) -> None:
-    """``opt.step()`` for a fused Adam as one kernel call per parameter group.
+def adam_step(state: AdamState, grads: Sequence[torch.Tensor]) -> None:
+    """One Adam step of ``state`` with ``grads``: what ``opt.step()`` computes."""
+    torch_adam(
+        state.params,
+        list(grads),
+        state.exp_avgs,
+        state.exp_avg_sqs,
+        [],
+        state.steps,
+        foreach=state.foreach,
+        fused=state.fused,
+        capturable=state.capturable,
+        amsgrad=False,
+        beta1=state.beta1,
+        beta2=state.beta2,
+        lr=state.lr,
+        weight_decay=state.weight_decay,
+        eps=state.eps,
+        maximize=False,
+    )
 
-    Falls back to ``opt.step()`` for the first step (which creates the moment buffers),
-    for parameters without state, and for configurations it does not cover.
+
+def clip_grads(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scale ``grads`` in place so that their global L2 norm is at most ``max_norm``;
+    return the norm before scaling (0 with ``max_norm`` 0 or no gradients).
+
+    The arithmetic of ``nn.utils.clip_grad_norm_``: coefficient ``max_norm / (norm +
+    1e-6)`` clamped at 1. The norm is taken tensor by tensor (a reduction that inductor
+    fuses into the kernel producing each gradient; ``_foreach_norm`` it does not lower
+    on a CPU).
     """
-    calls = []
-    for group in opt.param_groups:
-        params = [p for p in group["params"] if p.grad is not None]
-        if not params:
-            continue
-        if not _fast_path_ok(opt, group) or any(p not in opt.state for p in params):
-            opt.step()
-            return
-        calls.append((group, params))
-    for group, params in calls:
-        states = [opt.state[p] for p in params]
-        steps = [s["step"] for s in states]
-        beta1, beta2 = group["betas"]
-        torch._foreach_add_(steps, 1)
-        torch._fused_adam_(
-            params,
-            [p.grad for p in params],
-            [s["exp_avg"] for s in states],
-            [s["exp_avg_sq"] for s in states],
-            [],
-            steps,
-            amsgrad=False,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=group["maximize"],
-            grad_scale=None,
-            found_inf=None,
-        )
+    if max_norm <= 0 or not grads:
+        return torch.zeros((), device=grads[0].device if grads else None)
+    grads = list(grads)
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    torch._foreach_mul_(grads, coef)
+    return total

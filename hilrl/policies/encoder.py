@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from hilrl.config.learner import EncoderConfig
-from hilrl.policies.networks import Linear
 from hilrl.types import IMAGE_PREFIX, STATE_KEY, Observation
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -107,7 +106,7 @@ class SpatialLearnedEmbedding(nn.Module):
 
 
 def _projection(in_dim: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(Linear(in_dim, out_dim), nn.LayerNorm(out_dim), nn.Tanh())
+    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.LayerNorm(out_dim), nn.Tanh())
 
 
 def camera_name(key: str) -> str:

@@ -6,12 +6,7 @@ tensor per layer, whatever N is). It evaluates head by head: on a CPU, per head
 batched matmul followed by separate broadcast affine ops by ~25% (measured at N=2 and
 N=10, batch 256, hidden 256); the extra dispatches cost less than the extra passes.
 Compiled (``sac.compile``), where those affine ops fuse, the batched form wins (~5%).
-
-Compiled, every linear layer adds its bias after the matmul instead of inside it: a bf16
-``addmm`` on a CPU costs ~60 us against ~36 us for the bare ``mm`` at 256x256 (oneDNN
-copies the bias into the output first), while the bias add fuses for free into the
-LayerNorm / activation kernel that follows. Under bf16 autocast the fp32 bias also keeps
-inductor from folding the add back into an ``addmm``. Eager, ``addmm`` stays faster.
+Every layer computes the same way eager and compiled (no branch on the mode).
 """
 
 from __future__ import annotations
@@ -39,21 +34,11 @@ def activation(name: str) -> nn.Module:
     return _ACTIVATIONS[name]()
 
 
-class Linear(nn.Linear):
-    """``nn.Linear`` (same parameters and initialisation) whose bias is added after the
-    matmul when compiled, so the add fuses into the next kernel (see the module doc)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.compiler.is_compiling():
-            return F.linear(x, self.weight) + self.bias
-        return F.linear(x, self.weight, self.bias)
-
-
 def mlp(in_dim: int, hidden: tuple[int, ...], act: str, layer_norm: bool) -> nn.Sequential:
     """Hidden layers only (Linear [-> LayerNorm] -> activation); callers add their output."""
     layers: list[nn.Module] = []
     for h in hidden:
-        layers.append(Linear(in_dim, h))
+        layers.append(nn.Linear(in_dim, h))
         if layer_norm:
             layers.append(nn.LayerNorm(h))
         layers.append(activation(act))
@@ -77,8 +62,6 @@ class EnsembleLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:
             return torch.matmul(x, self.weight) + self.bias
-        if torch.compiler.is_compiling():
-            return torch.bmm(x, self.weight) + self.bias
         return torch.baddbmm(self.bias, x, self.weight)
 
     def head(self, x: torch.Tensor, h: int) -> torch.Tensor:
@@ -161,7 +144,7 @@ class TanhGaussianActor(nn.Module):
     ) -> None:
         super().__init__()
         self.trunk = mlp(in_dim, hidden, act, layer_norm=False)
-        self.out = Linear(hidden[-1] if hidden else in_dim, 2 * action_dim)
+        self.out = nn.Linear(hidden[-1] if hidden else in_dim, 2 * action_dim)
         self.action_dim = action_dim
         self.log_std_min = log_std_min
         self.log_std_max = log_std_max
@@ -196,7 +179,7 @@ class GraspCritic(nn.Module):
     def __init__(self, in_dim: int, hidden: tuple[int, ...], act: str, layer_norm: bool) -> None:
         super().__init__()
         self.trunk = mlp(in_dim, hidden, act, layer_norm)
-        self.out = Linear(hidden[-1] if hidden else in_dim, 3)
+        self.out = nn.Linear(hidden[-1] if hidden else in_dim, 3)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         return self.out(self.trunk(latents))  # type: ignore[no-any-return]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from learning_helpers import STATE, random_batch, tiny_encoder_cfg, tiny_sac_cfg
 
 from hilrl.algorithms import losses
 from hilrl.algorithms.sac import SAC, resolve_precision
+from hilrl.policies.networks import EnsembleLinear
 from hilrl.policies.sac_policy import ActionSpec
 from hilrl.types import Batch
 
@@ -115,20 +118,72 @@ def test_non_finite_batch_is_skipped_and_counted() -> None:
     assert any(not torch.equal(v, params[k]) for k, v in before.items())
 
 
-def test_redq_subset_and_n_step_discount_are_used() -> None:
+def _constant_target_critics(sac: SAC, values: list[float]) -> None:
+    """Make target critic head i output ``values[i]`` whatever its input."""
+    last = sac.critic_target.net[-1]
+    assert isinstance(last, EnsembleLinear)
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor(values).view(-1, 1, 1))
+
+
+def _target_probe(sac: SAC, rows: int, discount: torch.Tensor | None) -> Batch:
+    """A batch whose TD target is ``discount * min(chosen target heads)``: no reward, no
+    termination (and no entropy backup in the config)."""
+    b = random_batch(tiny_spec(images=False), rows, 2)
+    b = b._replace(rewards=torch.zeros(rows), terminated=torch.zeros(rows))
+    return b if discount is None else b._replace(bootstrap_discount=discount)
+
+
+def test_redq_target_is_the_min_over_a_random_subset_of_target_critics() -> None:
+    """With N=5 target heads outputting 0, 10, 20, 30, 40 and M=2, each step's target is
+    the smaller of two distinct random heads: 0, 10, 20 or 30 (40 never; with all five
+    heads it would always be 0), each as often as the subsets give it."""
     spec = tiny_spec(images=False)
-    sac = SAC(
-        spec,
-        ActionSpec(2),
-        tiny_sac_cfg(num_critics=5, num_target_critics=2, utd_ratio=1),
-        tiny_encoder_cfg(),
+    cfg = tiny_sac_cfg(
+        num_critics=5, num_target_critics=2, utd_ratio=1, backup_entropy=False, tau=1e-12
     )
-    assert sac.critic(torch.zeros(3, sac.nets.encoder.out_dim), torch.zeros(3, 2)).shape == (5, 3)
-    b = random_batch(spec, 6, 2)
-    sac.update(b._replace(bootstrap_discount=torch.full((6,), 0.9)))
+    torch.manual_seed(0)
+    sac = SAC(spec, ActionSpec(2), cfg, tiny_encoder_cfg())
+    _constant_target_critics(sac, [0.0, 10.0, 20.0, 30.0, 40.0])
+    gamma = 0.5
+    seen = []
+    for _ in range(200):
+        m = sac.update(_target_probe(sac, 4, torch.full((4,), gamma)))
+        seen.append(round(m["target_mean"] / gamma, 3))
+    counts = {v: seen.count(v) for v in sorted(set(seen))}
+    assert set(counts) == {0.0, 10.0, 20.0, 30.0}, counts
+    # P(min = head k) = C(4 - k, 1) / C(5, 2): 0.4, 0.3, 0.2, 0.1
+    for value, p in zip((0.0, 10.0, 20.0, 30.0), (0.4, 0.3, 0.2, 0.1)):
+        assert abs(counts[value] / len(seen) - p) < 0.1, counts
+    # Without REDQ the minimum is over all heads.
+    full_cfg = dataclasses.replace(cfg, num_target_critics=None)
+    full = SAC(spec, ActionSpec(2), full_cfg, tiny_encoder_cfg())
+    _constant_target_critics(full, [0.0, 10.0, 20.0, 30.0, 40.0])
+    for _ in range(5):
+        m = full.update(_target_probe(full, 4, torch.full((4,), gamma)))
+        assert m["target_mean"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_bootstrap_discount_scales_the_target_as_gamma_to_the_k() -> None:
+    """An n-step batch's per-row ``bootstrap_discount`` (gamma**k for a return that ended
+    after k steps) multiplies that row's bootstrapped value; without it the config's
+    one-step discount does, and an n-step config refuses a batch that lacks it."""
+    spec = tiny_spec(images=False)
+    cfg = tiny_sac_cfg(num_critics=3, utd_ratio=1, backup_entropy=False, tau=1e-12)
+    sac = SAC(spec, ActionSpec(2), cfg, tiny_encoder_cfg())
+    _constant_target_critics(sac, [6.0, 8.0, 9.0])  # min over the heads: 6
+    gamma = 0.9
+    k = torch.tensor([1.0, 2.0, 3.0, 3.0])
+    m = sac.update(_target_probe(sac, 4, gamma**k))
+    assert m["target_mean"] == pytest.approx(6.0 * float((gamma**k).mean()), rel=1e-6)
+    m = sac.update(_target_probe(sac, 4, torch.full((4,), gamma**3)))
+    assert m["target_mean"] == pytest.approx(6.0 * gamma**3, rel=1e-6)
+    m = sac.update(_target_probe(sac, 4, None))
+    assert m["target_mean"] == pytest.approx(6.0 * cfg.discount, rel=1e-6)
     n_step = SAC(spec, ActionSpec(2), tiny_sac_cfg(n_step=3, utd_ratio=1), tiny_encoder_cfg())
     with pytest.raises(ValueError, match="bootstrap_discount"):
-        n_step.update(b)
+        n_step.update(_target_probe(n_step, 4, None))
 
 
 def _bandit_batch(rows: int, rng: np.random.Generator) -> Batch:
@@ -202,6 +257,4 @@ def test_auto_precision_picks_bf16_only_where_it_is_fast(monkeypatch: pytest.Mon
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
     assert resolve_precision("auto", cpu) == "fp32"  # private probe gone: the safe choice
     sac = SAC(tiny_spec(), ActionSpec(3, True), tiny_sac_cfg(precision="auto"), tiny_encoder_cfg())
-    assert sac.precision == "fp32"
-    with sac._autocast():
-        assert not torch.is_autocast_enabled("cpu")
+    assert sac.precision == "fp32" and not sac.settings.bf16
