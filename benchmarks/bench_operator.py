@@ -29,7 +29,7 @@ import numpy as np
 from hilrl.config.env import EnvConfig
 from hilrl.config.operator import SimOperatorConfig
 from hilrl.envs import make_env
-from hilrl.teleop.sim_operator_env import make_operated_env
+from hilrl.runtime.sim_operator_env import make_operated_env
 from hilrl.teleop.sim_operator_expert import ActionLayout, make_task_expert
 from hilrl.teleop.sim_operator_skill import SkilledExpert
 

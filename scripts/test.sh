@@ -9,5 +9,7 @@ echo "== ruff"
 .venv/bin/ruff format --check hilrl tests benchmarks
 echo "== mypy"
 .venv/bin/mypy hilrl
+echo "== layers (docs/architecture.md; the table is in tests/architecture/test_layers.py)"
+.venv/bin/python tests/architecture/test_layers.py
 echo "== pytest"
 .venv/bin/pytest -q -p no:cacheprovider "$@"

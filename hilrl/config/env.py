@@ -15,6 +15,7 @@ import numpy as np
 
 from hilrl.config.loader import ConfigError
 from hilrl.config.robot import RobotConfig
+from hilrl.kinematics import KinematicChain, get_chain_spec
 
 ENV_MODES = ("record", "replay", "train")
 CONTROL_MODES = ("ee_delta", "joint_delta", "joint_absolute")
@@ -269,8 +270,6 @@ class EnvConfig:
         name = self.chain_name
         if name is None:
             return
-        from hilrl.kinematics import KinematicChain, get_chain_spec
-
         spec = get_chain_spec(name)
         for joint in self.action.masked_joints:
             if joint not in spec.joint_names:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import functools
 import inspect
 import itertools
@@ -194,8 +195,6 @@ def _check_keys(cls: type, data: Mapping[str, Any], prefix: str) -> None:
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if key not in names:
-            import difflib
-
             close = difflib.get_close_matches(str(key), sorted(names), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(path, value, f"unknown field{hint}")

@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hilrl.config.controls import INTERVENTION_MODES, make_bindings
 from hilrl.config.loader import ConfigError
 from hilrl.config.operator import SimOperatorConfig
 from hilrl.config.robot import RobotConfig
 
 TELEOP_DEVICES = ("keyboard", "gamepad", "hid", "leader", "sim", "none")
 KEYBOARD_BACKENDS = ("auto", "terminal", "pynput")
-INTERVENTION_MODES = ("hold", "toggle")
 LEADER_TRIGGERS = ("keyboard", "gamepad", "hid")
 
 
@@ -102,8 +102,6 @@ class TeleopConfig:
                 "a HID device needs a mapping file with its byte offsets and a hid: section",
             )
         if self.key_bindings:
-            from hilrl.teleop.keys import make_bindings
-
             try:
                 make_bindings(self.key_bindings)
             except ValueError as exc:

@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from hilrl.config.loader import ConfigError
+from hilrl.data.lerobot import DatasetWriter
 from hilrl.data.lerobot.features import DEFAULT_FEATURES, IMAGE_NAMES, Feature
+from hilrl.envs.wrappers.images import Resizer
 from hilrl.types import IMAGE_PREFIX
 
 Crop = tuple[int, int, int, int]
@@ -79,7 +81,6 @@ class CropPlan:
 
     def transforms(self) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
         """One function per camera: (H, W, 3) uint8 source frame -> output frame."""
-        from hilrl.envs.wrappers.images import Resizer
 
         out: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
         for key, (h, w) in self.sizes.items():
@@ -192,7 +193,6 @@ def crop_dataset(
     is called after each saved episode; ``extra_files`` (path relative to the root ->
     text) are written into the new dataset before it is moved into place.
     """
-    from hilrl.data.lerobot import DatasetWriter
 
     out_root = Path(out_root)
     if out_root.exists() and (not out_root.is_dir() or any(out_root.iterdir())):

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from hilrl.data.lerobot.features import ACTION, INTERVENTION, REWARD
 from hilrl.types import IMAGE_PREFIX, STATE_KEY
@@ -71,8 +73,6 @@ def camera_keys(keys: Sequence[str]) -> list[str]:
 
 
 def _font(size: int) -> Any:
-    from PIL import ImageFont
-
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
@@ -120,7 +120,6 @@ def contact_sheet(
     episodes: Sequence[EpisodeFrames], columns: int, out_path: str | Path, title: str = ""
 ) -> tuple[int, int]:
     """Write the contact sheet PNG; returns its (width, height)."""
-    from PIL import Image, ImageDraw
 
     if not episodes:
         raise ValueError("contact_sheet: no episodes")
@@ -180,8 +179,6 @@ def contact_sheet(
 
 # ---------------------------------------------------------------------------- video
 def _encoder() -> str:
-    import av
-
     for name in ("libx264", "mpeg4"):
         try:
             av.codec.Codec(name, "w")
@@ -213,7 +210,6 @@ class _Strip:
 
     def _timeline(self) -> np.ndarray:
         """The episode timeline (without cursor): intervention bars, reward ticks."""
-        from PIL import Image, ImageDraw
 
         img = Image.new("RGB", (self.width, self.plot_h), (45, 45, 52))
         draw = ImageDraw.Draw(img)
@@ -228,8 +224,6 @@ class _Strip:
         return np.asarray(img)
 
     def render(self, t: int) -> np.ndarray:
-        from PIL import Image, ImageDraw
-
         img = Image.new("RGB", (self.width, self.height), BACKGROUND_RGB)
         draw = ImageDraw.Draw(img)
         ep = self.ep
@@ -263,7 +257,6 @@ class _Strip:
 
 def episode_video(ep: EpisodeFrames, fps: int, out_path: str | Path) -> tuple[int, int, int]:
     """Write the episode's mp4; returns (frames, width, height)."""
-    import av
 
     cams = camera_keys(list(ep.data))
     panels_h = max((int(ep.data[k].shape[1]) for k in cams), default=0)

@@ -33,6 +33,7 @@ from hilrl.envs.wrappers import (
     RewardModelWrapper,
 )
 from hilrl.kinematics import get_chain_spec
+from hilrl.robots import make_robot
 
 Env = gym.Env[Any, Any]
 
@@ -113,8 +114,6 @@ def _make_robot_stack(
 ) -> Env:
     cameras = tuple(cfg.robot.cameras) if cfg.use_cameras else ()
     if robot is None:
-        from hilrl.robots import make_robot
-
         robot = make_robot(replace(cfg.robot, cameras=cameras))
     if not robot.is_connected:
         robot.connect()

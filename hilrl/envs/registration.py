@@ -13,6 +13,7 @@ from typing import Any
 import gymnasium as gym
 
 from hilrl.config.env import EnvConfig
+from hilrl.envs.factory import make_env
 
 TASK_IDS = {"hilrl/PickCube-v0": "pick_cube", "hilrl/PushCube-v0": "push_cube"}
 """Gymnasium id -> sim task name (``RobotConfig.task``)."""
@@ -34,7 +35,6 @@ def make_task_env(
     render_mode: str | None = None,
 ) -> gym.Env[Any, Any]:
     """The sim task ``task`` through :func:`~hilrl.envs.make_env` (``config`` for the rest)."""
-    from hilrl.envs.factory import make_env
 
     cfg = config if config is not None else EnvConfig()
     cfg = replace(cfg, robot=replace(cfg.robot, task=task), gym_id=None)

@@ -16,6 +16,7 @@ from hilrl.config.reward import RewardModelConfig
 from hilrl.rewards import metrics as M
 from hilrl.rewards.data import LabelledFrames, load_labelled_frames
 from hilrl.rewards.hook import RewardClassifierFn, load_reward_fn
+from hilrl.rewards.plots import confusion_figure, roc_figure, save_figure
 
 BATCH = 256
 
@@ -66,8 +67,6 @@ def evaluate_frames(
         scores=scores,
     )
     if output_dir is not None:
-        from hilrl.rewards.plots import confusion_figure, roc_figure, save_figure
-
         out = Path(output_dir)
         success = cfg.names[cfg.success_index]
         names = ("not " + success, success)

@@ -19,20 +19,19 @@ import operator
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 
 from hilrl.config.env import EnvConfig
 from hilrl.config.loader import ConfigError
 from hilrl.config.reward import STATE_CONDITION, RewardClassifierConfig
+from hilrl.devices import resolve_device
 from hilrl.rewards.model import ClassifierMeta, RewardClassifier, load_classifier
 from hilrl.rewards.preprocess import RewardInputError, prepare_inputs
 from hilrl.types import IMAGE_PREFIX, STATE_KEY, Observation
-
-if TYPE_CHECKING:
-    from gymnasium import spaces
 
 SCORE_INFO_KEY = "reward_classifier_score"
 
@@ -163,9 +162,7 @@ class RewardClassifierFn:
 
     def check_observation_space(self, space: spaces.Space[Any]) -> None:
         """Check a built env's observation space (a gymnasium Dict) before the first step."""
-        from gymnasium import spaces as gym_spaces
-
-        if not isinstance(space, gym_spaces.Dict):
+        if not isinstance(space, spaces.Dict):
             raise RewardInputError(f"the env observation space {space} is not a Dict")
         shapes = {
             k: tuple(s.shape or ()) for k, s in space.spaces.items() if k.startswith(IMAGE_PREFIX)
@@ -210,8 +207,6 @@ def load_reward_fn(
     failure_reward: float = 0.0,
 ) -> RewardClassifierFn:
     """Load a trained classifier as a reward function for ``make_env(cfg, reward_fn=...)``."""
-    from hilrl.rewards.train import resolve_device
-
     dev = resolve_device(device) if isinstance(device, str) else device
     model, meta = load_classifier(path, dev)
     conditions = [StateCondition.parse(c) for c in state_conditions]

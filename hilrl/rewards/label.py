@@ -28,14 +28,20 @@ from typing import Any, Protocol, TextIO
 
 import gymnasium as gym
 import numpy as np
+from tqdm import tqdm
 
 from hilrl import seeds
 from hilrl.config.loader import ConfigError, to_dict
 from hilrl.config.reward import SimLabelConfig
 from hilrl.config.root import RootConfig
 from hilrl.core import InputController, SimTask
+from hilrl.data.env_features import env_features
+from hilrl.data.lerobot import DatasetWriter
 from hilrl.data.lerobot.features import ACTION, DONE, INTERVENTION, PENALTY, REWARD, TRUNCATED
+from hilrl.envs import make_env
 from hilrl.fsutil import atomic_write_json
+from hilrl.robots import make_robot
+from hilrl.teleop.factory import make_controller
 from hilrl.types import IMAGE_PREFIX, STATE_KEY, Observation
 
 LABEL_META = "meta/hilrl_labels.json"
@@ -217,8 +223,6 @@ class SimLabeller:
         progress: bool = False,
         out: TextIO | None = None,
     ) -> LabelStats:
-        from tqdm import tqdm
-
         stats = LabelStats()
         start = getattr(self.expert, "start", None)
         if callable(start):
@@ -256,9 +260,6 @@ def open_label_env(cfg: RootConfig) -> tuple[gym.Env[Any, Any], SimTask, InputCo
     The env never ends an episode by itself (no success termination, no time limit): the
     labeller decides, so success frames can follow the first success.
     """
-    from hilrl.envs import make_env
-    from hilrl.robots import make_robot
-    from hilrl.teleop.factory import make_controller
 
     env_cfg = cfg.env
     if env_cfg.gym_id is not None or env_cfg.robot.type != "sim":
@@ -296,8 +297,6 @@ def label_sim_dataset(
 ) -> tuple[Path, LabelStats]:
     """``hilrl label-sim``: record ``reward.label.num_episodes`` labelled episodes into
     the dataset folder of ``cfg.dataset``; returns the folder and the counts."""
-    from hilrl.data.lerobot import DatasetWriter
-    from hilrl.runtime.record import env_features
 
     root = cfg.dataset.path
     env, robot, expert = open_label_env(cfg)

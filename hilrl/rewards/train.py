@@ -21,25 +21,20 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from hilrl.config.reward import RewardModelConfig, RewardTrainConfig
 from hilrl.data.augment import random_shift
+from hilrl.devices import resolve_device
 from hilrl.policies.encoder import ObservationSpec
 from hilrl.rewards import metrics as M
 from hilrl.rewards.data import LabelledFrames, check_classes, load_labelled_frames, split_by_episode
 from hilrl.rewards.model import ClassifierMeta, RewardClassifier, save_classifier
+from hilrl.rewards.plots import confusion_figure, figure_rgb, roc_figure, save_figure
 from hilrl.rewards.preprocess import prepare_inputs
 
 LOWER_IS_BETTER = ("loss",)
 EVAL_BATCH = 256
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but CUDA is not available")
-    return torch.device(name)
 
 
 @dataclass
@@ -280,9 +275,6 @@ def train_on_frames(
     out: TextIO | None = None,
 ) -> TrainOutcome:
     """Fit, calibrate, save and plot, from frames already split into train and validation."""
-    from tqdm import tqdm
-
-    from hilrl.rewards.plots import confusion_figure, figure_rgb, roc_figure, save_figure
 
     check_classes(train.labels, model_cfg, "the training split")
     check_classes(val.labels, model_cfg, "the validation split (use more episodes or val_episodes)")
@@ -293,6 +285,7 @@ def train_on_frames(
     trainer = RewardTrainer(model, train_cfg, train.class_counts(model_cfg.num_classes), device)
     writer: Any = None
     if train_cfg.tensorboard:
+        # start-up: TensorBoard takes ~0.2 s to import; only train.tensorboard runs need it
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out_dir / "tensorboard"))

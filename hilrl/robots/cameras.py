@@ -112,7 +112,7 @@ class V4L2Camera:
             return
         opener = self._opener
         if opener is None:
-            import av
+            import av  # start-up: PyAV (FFmpeg) loads only when a real camera opens
 
             opener = av.open
         try:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from hilrl.config.loader import ConfigError
 from hilrl.config.robot import REAL_ROBOT_TYPES, ROBOT_TYPES, RobotConfig
 from hilrl.core import Robot
+from hilrl.robots.calibration import CalibrationError, load_calibration
+from hilrl.robots.cameras import Camera, make_cameras
+from hilrl.robots.dynamixel import DynamixelBus
+from hilrl.robots.feetech import FeetechBus
 from hilrl.robots.motor_bus import MotorBus, PortFactory
-
-if TYPE_CHECKING:
-    from hilrl.robots.cameras import Camera
+from hilrl.robots.serial_arm import ARM_LAYOUTS, SerialArm
+from hilrl.robots.sim.arm import SimArm
 
 
 def make_robot(
@@ -30,8 +32,6 @@ def make_robot(
     devices (a mapping name -> :class:`~hilrl.robots.cameras.Camera`).
     """
     if cfg.type == "sim":
-        from hilrl.robots.sim.arm import SimArm
-
         return SimArm(cfg)
     if cfg.type in REAL_ROBOT_TYPES:
         return _make_serial_arm(cfg, port_factory, cameras)
@@ -40,7 +40,6 @@ def make_robot(
 
 def make_motor_bus(cfg: RobotConfig, port_factory: PortFactory | None = None) -> MotorBus:
     """The (unopened) motor bus of a real arm config."""
-    from hilrl.robots.serial_arm import ARM_LAYOUTS
 
     layout = ARM_LAYOUTS.get(cfg.type)
     if layout is None:
@@ -49,12 +48,8 @@ def make_motor_bus(cfg: RobotConfig, port_factory: PortFactory | None = None) ->
         )
     bus_cls: type[MotorBus]
     if layout.family == "feetech":
-        from hilrl.robots.feetech import FeetechBus
-
         bus_cls = FeetechBus
     else:
-        from hilrl.robots.dynamixel import DynamixelBus
-
         bus_cls = DynamixelBus
     return bus_cls(
         cfg.port,
@@ -68,10 +63,6 @@ def make_motor_bus(cfg: RobotConfig, port_factory: PortFactory | None = None) ->
 def _make_serial_arm(
     cfg: RobotConfig, port_factory: PortFactory | None, cameras: Mapping[str, Camera] | None
 ) -> Robot:
-    from hilrl.robots.calibration import CalibrationError, load_calibration
-    from hilrl.robots.cameras import make_cameras
-    from hilrl.robots.serial_arm import ARM_LAYOUTS, SerialArm
-
     cfg.validate()
     layout = ARM_LAYOUTS[cfg.type]
     bus = make_motor_bus(cfg, port_factory)

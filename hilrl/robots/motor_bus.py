@@ -74,7 +74,7 @@ class MotorStatusError(MotorBusError):
 
 def open_serial_port(port: str, baudrate: int, timeout_s: float) -> SerialPort:
     """Open ``port`` with pyserial (8N1, ``timeout_s`` read timeout), naming it on failure."""
-    try:
+    try:  # start-up: pyserial loads only when a real port opens (sims and fakes never do)
         import serial
     except ImportError as exc:  # pragma: no cover - pyserial is a dependency
         raise MotorBusError(port, None, "pyserial is not installed (pip install pyserial)") from exc

@@ -40,6 +40,7 @@ from hilrl import pacing, seeds
 from hilrl.config.loader import ConfigError, to_dict
 from hilrl.config.root import RootConfig
 from hilrl.core import InputController
+from hilrl.data.env_features import env_features
 from hilrl.data.lerobot.features import (
     ACTION,
     DONE,
@@ -47,7 +48,6 @@ from hilrl.data.lerobot.features import (
     PENALTY,
     REWARD,
     TRUNCATED,
-    hilrl_features,
 )
 from hilrl.fsutil import atomic_write_json
 from hilrl.types import IMAGE_PREFIX, STATE_KEY, Observation
@@ -80,30 +80,6 @@ class HubError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------- features
-def env_features(env: Env) -> dict[str, dict[str, Any]]:
-    """The dataset features of ``env``: its state, cameras and action, plus hilrl's columns."""
-    obs_space = env.observation_space
-    act_space = env.action_space
-    if not isinstance(obs_space, spaces.Dict) or STATE_KEY not in obs_space.spaces:
-        raise ConfigError(
-            "env", type(env).__name__, f"the observation has no '{STATE_KEY}' to record"
-        )
-    if (
-        not isinstance(act_space, spaces.Box)
-        or act_space.shape is None
-        or len(act_space.shape) != 1
-    ):
-        raise ConfigError("env", act_space, "recording needs a 1-D Box action space")
-    state = obs_space.spaces[STATE_KEY]
-    assert state.shape is not None
-    cameras: dict[str, tuple[int, int]] = {}
-    for key, sub in obs_space.spaces.items():
-        if key.startswith(IMAGE_PREFIX):
-            assert sub.shape is not None
-            cameras[key[len(IMAGE_PREFIX) :]] = (int(sub.shape[0]), int(sub.shape[1]))
-    return hilrl_features(int(state.shape[0]), int(act_space.shape[0]), cameras)
-
-
 def check_features_match(
     dataset: Mapping[str, Any], env: Mapping[str, Mapping[str, Any]], root: Path
 ) -> None:

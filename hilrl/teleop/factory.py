@@ -14,11 +14,18 @@ from typing import Any, TextIO
 
 from hilrl.config.env import EnvConfig
 from hilrl.config.teleop import TeleopConfig
-from hilrl.core import InputController, Robot
+from hilrl.core import InputController, Robot, SimTask
+from hilrl.kinematics import KinematicChain, get_chain_spec
+from hilrl.robots.factory import make_robot
 from hilrl.teleop.base import LatchedController
 from hilrl.teleop.errors import TeleopError
+from hilrl.teleop.gamepad import GamepadController
+from hilrl.teleop.hid import HidGamepad
+from hilrl.teleop.leader import LeaderArmController
 from hilrl.teleop.mapping import GamepadMapping, default_mapping, load_mapping
 from hilrl.teleop.null import NullController
+from hilrl.teleop.pynput_keyboard import PynputKeyboard
+from hilrl.teleop.sim_operator import make_sim_operator
 
 
 def make_controller(
@@ -82,21 +89,15 @@ def make_device(
         if backend == "auto":
             backend = "pynput" if _desktop_available() else "terminal"
         if backend == "pynput":
-            from hilrl.teleop.pynput_keyboard import PynputKeyboard
-
             return PynputKeyboard(key_bindings=cfg.key_bindings, **common)
-        from hilrl.teleop.terminal import TerminalKeyboard
+        from hilrl.teleop.terminal import TerminalKeyboard  # optional: termios is POSIX only
 
         return TerminalKeyboard(key_bindings=cfg.key_bindings, **common)
     if device == "gamepad":
-        from hilrl.teleop.gamepad import GamepadController
-
         return GamepadController(
             _mapping(cfg), joystick_index=cfg.joystick_index, deadzone=cfg.deadzone, **common
         )
     if device == "hid":
-        from hilrl.teleop.hid import HidGamepad
-
         if cfg.mapping_file is None:
             raise TeleopError("teleop.device=hid needs teleop.mapping_file (byte offsets)")
         mapping = load_mapping(cfg.mapping_file)
@@ -125,8 +126,6 @@ def _leader(
     leader: Robot | None,
     out: TextIO | None,
 ) -> InputController:
-    from hilrl.teleop.leader import LeaderArmController
-
     if follower is None:
         raise TeleopError("teleop.device=leader: pass the follower robot (the env's robot)")
     if leader is None:
@@ -134,7 +133,6 @@ def _leader(
             raise TeleopError(
                 "teleop.device=leader: no leader arm; set teleop.leader.robot or pass leader="
             )
-        from hilrl.robots.factory import make_robot
 
         leader = make_robot(cfg.leader.robot)
     mode = env.action.control_mode if env is not None else "joint_absolute"
@@ -154,7 +152,6 @@ def _leader(
                     f"teleop.device=leader: no kinematic chain for robot type "
                     f"{env.robot.type!r}; use env.action.control_mode=joint_absolute"
                 )
-            from hilrl.kinematics import KinematicChain, get_chain_spec
 
             chain = KinematicChain(get_chain_spec(name))
     arm_joints = None
@@ -183,8 +180,6 @@ def _sim_operator(
     cfg: TeleopConfig, env: EnvConfig | None, follower: Robot | None
 ) -> InputController:
     """The simulated operator: it reads the sim's ground truth through ``follower``."""
-    from hilrl.core import SimTask
-    from hilrl.teleop.sim_operator import make_sim_operator
 
     if env is None or not isinstance(follower, SimTask):
         raise TeleopError(

@@ -298,6 +298,7 @@ class PygameBackend:
         ):
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         try:
+            # order: the SDL settings above must be made before pygame loads (it starts SDL)
             import pygame
         except ImportError as exc:
             raise TeleopError(

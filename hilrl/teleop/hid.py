@@ -98,7 +98,7 @@ def open_hidapi(spec: HidDeviceSpec) -> HidDeviceLike:
     """Open ``spec``'s device with hidapi (``hid`` module), with errors that say what to do."""
     ids = f"vendor_id={spec.vendor_id:#06x} product_id={spec.product_id:#06x}"
     try:
-        import hid
+        import hid  # optional: hidapi (the 'teleop' extra)
     except ImportError as exc:
         raise TeleopError(
             "hid gamepad: hidapi is not installed; 'pip install hidapi' (or use "

@@ -43,7 +43,7 @@ def _pynput_listener(
     on_press: Callable[[Any], None], on_release: Callable[[Any], None]
 ) -> KeyListener:
     try:
-        from pynput import keyboard
+        from pynput import keyboard  # optional: pynput (the 'teleop' extra); needs a display
     except Exception as exc:  # ImportError, or a backend error without a display
         raise TeleopError(
             f"keyboard (pynput) is not available: {exc}. Install it with 'pip install pynput' "

@@ -247,7 +247,7 @@ def generate_dev_certificates(
     For tests and a first setup on a private network; production sites use their own CA.
     Needs the ``cryptography`` package (``pip install cryptography``).
     """
-    try:
+    try:  # optional: cryptography is only in the dev extra; only this helper needs it
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec

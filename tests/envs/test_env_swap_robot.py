@@ -25,7 +25,7 @@ from hilrl.kinematics.transforms import rotation_about_axis
 from hilrl.robots.sim import RenderBackendError
 from hilrl.robots.sim.scripted import top_down_pose
 from hilrl.robots.sim.tasks import CUBE_X_RANGE, CUBE_Y_RANGE, LIFT_HEIGHT
-from hilrl.teleop.sim_operator_env import make_operated_env
+from hilrl.runtime.sim_operator_env import make_operated_env
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "so100_real.yaml"
 SWAP = "--env.robot.type=sim"

@@ -14,8 +14,8 @@ from hilrl.config.loader import ConfigError
 from hilrl.config.operator import SimOperatorConfig
 from hilrl.core import InputController
 from hilrl.robots.sim import SimArm
+from hilrl.runtime.sim_operator_env import make_operated_env
 from hilrl.teleop.sim_operator import SimulatedOperator, make_sim_operator
-from hilrl.teleop.sim_operator_env import make_operated_env
 from hilrl.teleop.sim_operator_expert import ActionLayout, make_task_expert
 from hilrl.teleop.sim_operator_monitor import Thresholds, TrustModel
 from hilrl.teleop.sim_operator_skill import SkilledExpert

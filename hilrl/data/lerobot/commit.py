@@ -132,7 +132,7 @@ class WriterLock:
         self.path = staging / LOCK
         self._file: IO[str] | None = open(self.path, "a")  # noqa: SIM115
         try:
-            import fcntl
+            import fcntl  # optional: POSIX only; elsewhere the writer runs without a lock
 
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except ImportError:  # pragma: no cover - non-POSIX: no advisory lock

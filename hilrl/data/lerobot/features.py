@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from PIL import Image, UnidentifiedImageError
 
 from hilrl.data.lerobot.errors import DatasetError, FeatureError
 
@@ -262,7 +263,6 @@ def column_to_numpy(
 
 def png_encode(image: np.ndarray) -> bytes:
     """PNG bytes of an HWC uint8 image (compression level 1: LeRobot's image writer's)."""
-    from PIL import Image
 
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG", compress_level=1)
@@ -271,7 +271,6 @@ def png_encode(image: np.ndarray) -> bytes:
 
 def png_decode(data: bytes, feature: Feature, source: str) -> np.ndarray:
     """Decode PNG (or any PIL-readable) bytes to HWC uint8 and check the shape."""
-    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as im:

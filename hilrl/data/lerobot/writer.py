@@ -41,6 +41,7 @@ from hilrl.data.lerobot.features import (
     user_features,
 )
 from hilrl.data.lerobot.layout import FileIndex
+from hilrl.data.lerobot.reader import LeRobotDatasetReader
 
 _SPOOL = "episode"
 _TXN = "txn"
@@ -184,8 +185,6 @@ class DatasetWriter:
         return self
 
     def _load_existing(self) -> None:
-        from hilrl.data.lerobot.reader import LeRobotDatasetReader
-
         reader = LeRobotDatasetReader(self.root)
         self._tasks = {text: idx for idx, text in reader.tasks.items()}
         self._stats = reader.stats

@@ -17,6 +17,8 @@ from hilrl.config.env import EnvConfig
 from hilrl.config.loader import ConfigError
 from hilrl.config.operator import SimOperatorConfig
 from hilrl.core import SimTask
+from hilrl.envs import make_env
+from hilrl.robots import make_robot
 from hilrl.teleop.sim_operator import SimulatedOperator, make_sim_operator
 
 
@@ -33,9 +35,6 @@ def make_operated_env(
             "env.robot.type", env_cfg.robot.type, "the simulated operator needs the sim robot"
         )
     env_cfg.validate()
-    from hilrl.envs import make_env
-    from hilrl.robots import make_robot
-
     cameras = tuple(env_cfg.robot.cameras) if env_cfg.use_cameras else ()
     robot = make_robot(replace(env_cfg.robot, cameras=cameras))
     if not isinstance(robot, SimTask):
