@@ -20,6 +20,7 @@ from pathlib import Path
 from hilrl.cli.common import add_config_arguments, config_from_args
 from hilrl.config.loader import ConfigError
 from hilrl.config.root import RootConfig
+from hilrl.runtime.stopping import StopFlag, handle_signals
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,8 +94,8 @@ def actor_index(actor_id: str, given: int | None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: torch and gRPC load when the verb runs, not for its --help
     from hilrl.runtime.actor import ActorOptions, run_actor_process
-    from hilrl.runtime.stopping import StopFlag, handle_signals
     from hilrl.transport.errors import TransportError
 
     cfg = config_from_args(RootConfig, args)

@@ -12,6 +12,7 @@ import traceback
 import warnings
 from dataclasses import dataclass, replace
 
+from hilrl.config.env import EnvConfig
 from hilrl.config.loader import ConfigError
 
 
@@ -49,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: gymnasium and the sim load when the verb runs, not for its --help
     from hilrl.envs import TASK_IDS
 
     ids = args.tasks or sorted(TASK_IDS)
@@ -70,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_task(env_id: str, task: str, cameras: bool, size: int, verbose: bool) -> list[CheckRow]:
+    # start-up: gymnasium and the sim load when the verb runs, not for its --help
     from gymnasium.utils.env_checker import check_env
 
-    from hilrl.config.env import EnvConfig
     from hilrl.envs import make_env
 
     cfg = EnvConfig(use_cameras=cameras)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from hilrl.config.loader import ConfigError
 
@@ -60,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: pyarrow and PyAV load when the verb runs, not for its --help
     from hilrl.data.crop import (
         config_snippet,
         crop_dataset,
@@ -111,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
             )
             meta = {**meta, "env": {**recorded_env, "images": images}}
         extra[RECORD_META] = json.dumps(meta, indent=2) + "\n"
-
-    from tqdm import tqdm
 
     bar = tqdm(
         total=reader.num_episodes,

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from hilrl.config.loader import config_data, format_config_help
 from hilrl.config.root import RootConfig
+from hilrl.teleop.errors import TeleopError
 
 DEFAULT_SEED = 100_000
 """Eval seed, the same for every checkpoint so that they face the same layouts (a paired
@@ -112,9 +113,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: torch and MuJoCo load when the verb runs, not for its --help
     from hilrl.runtime.checkpoint import CheckpointError
     from hilrl.runtime.evaluate import evaluate_checkpoint
-    from hilrl.teleop.errors import TeleopError
 
     if args.episodes < 1:
         print(f"hilrl eval: --episodes must be >= 1, got {args.episodes}", file=sys.stderr)

@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: torch and pyarrow load when the verb runs, not for its --help
     from hilrl.data.lerobot import DatasetError
     from hilrl.rewards.data import RewardDataError
     from hilrl.rewards.evaluate import evaluate_classifier

@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: MuJoCo and pyarrow load when the verb runs, not for its --help
     from hilrl.data.lerobot import DatasetError
     from hilrl.rewards.label import label_sim_dataset
 

@@ -15,6 +15,7 @@ import sys
 
 from hilrl.cli.common import add_config_arguments, config_from_args
 from hilrl.config.root import RootConfig
+from hilrl.runtime.stopping import StopFlag, handle_signals
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: torch and gRPC load when the verb runs, not for its --help
     from hilrl.runtime.learner import LearnerFailed, run_learner_process
-    from hilrl.runtime.stopping import StopFlag, handle_signals
 
     cfg = config_from_args(RootConfig, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hilrl import __version__
 from hilrl.config.loader import ConfigError, split_overrides
 
 
@@ -230,8 +231,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         return 0
     if args[0] == "--version":
-        from hilrl import __version__
-
         print(f"hilrl {__version__}")
         return 0
     if args[0] not in verbs:

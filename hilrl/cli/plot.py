@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: matplotlib load when the verb runs, not for its --help
     from hilrl.runtime.plots import METRICS_DIR, plot_run
 
     run_dir = Path(args.run_dir)

@@ -18,6 +18,7 @@ from typing import Any
 from hilrl.cli.common import add_config_arguments, config_from_args
 from hilrl.config.loader import ConfigError, config_data
 from hilrl.config.root import RootConfig
+from hilrl.teleop.errors import TeleopError
 
 UNATTENDED_DEVICES = ("sim", "none")
 """Devices with no human at the controls: the sim may run them faster than real time."""
@@ -68,9 +69,9 @@ def field_given(args: argparse.Namespace, dotted: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: MuJoCo and pyarrow load when the verb runs, not for its --help
     from hilrl.data.lerobot import DatasetError
     from hilrl.runtime.record import HubError, push_to_hub, record_dataset
-    from hilrl.teleop.errors import TeleopError
 
     cfg = config_from_args(RootConfig, args)
     is_sim = cfg.env.gym_id is None and cfg.env.robot.type == "sim"

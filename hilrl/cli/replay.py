@@ -113,6 +113,7 @@ def replay_config(args: argparse.Namespace, recorded_env: Any) -> RootConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: MuJoCo and pyarrow load when the verb runs, not for its --help
     from hilrl.data.lerobot import LeRobotDatasetReader
     from hilrl.data.lerobot.features import ACTION
     from hilrl.envs import make_env

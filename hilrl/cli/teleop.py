@@ -15,6 +15,7 @@ from hilrl.cli.common import add_config_arguments, config_from_args
 from hilrl.config.loader import ConfigError
 from hilrl.config.root import RootConfig
 from hilrl.runtime.teleop_session import PoseReading, SessionSummary
+from hilrl.teleop.errors import TeleopError
 
 DISPLAY_CHOICES = ("auto", "on", "off")
 
@@ -102,13 +103,13 @@ def run_session(
 
     The pose line goes to ``status_out`` (default stdout).
     """
+    # start-up: MuJoCo and the input devices load when the verb runs, not for its --help
     from hilrl.runtime.teleop_session import (
         FrameViewer,
         SessionOptions,
         TeleopSession,
         open_teleop,
     )
-    from hilrl.teleop.errors import TeleopError
 
     if args.print_every <= 0:
         raise ConfigError("--print-every", args.print_every, "must be a positive tick count")

@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: torch and gRPC load when the verb runs, not for its --help
     from hilrl.runtime.launcher import train
 
     cfg = config_from_args(RootConfig, args)

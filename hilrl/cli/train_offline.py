@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: torch and pyarrow load when the verb runs, not for its --help
     from hilrl.data.lerobot import DatasetError
     from hilrl.runtime.learner import LearnerFailed
     from hilrl.runtime.offline import train_offline

@@ -44,6 +44,7 @@ def _fmt(value: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: torch and pyarrow load when the verb runs, not for its --help
     from hilrl.data.lerobot import DatasetError
     from hilrl.rewards.data import RewardDataError
     from hilrl.rewards.train import train_reward_classifier

@@ -77,7 +77,9 @@ def parse_episodes(text: str | None, available: list[int]) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    # start-up: pyarrow and PyAV load when the verb runs, not for its --help
     from hilrl.data.lerobot import LeRobotDatasetReader
+    from hilrl.data.lerobot.features import INTERVENTION, REWARD
     from hilrl.data.view import EpisodeFrames, contact_sheet, episode_video, log_rerun
 
     if args.columns <= 0:
@@ -97,8 +99,6 @@ def run(args: argparse.Namespace) -> int:
         info = reader.episode_info(idx)
         ep = EpisodeFrames(idx, reader.episode(idx), info.tasks[0] if info.tasks else "")
         episodes.append(ep)
-        from hilrl.data.lerobot.features import INTERVENTION, REWARD
-
         ret = float(ep.column(REWARD).sum())
         inter = int((ep.column(INTERVENTION) > 0.5).sum())
         print(f"{idx:7d}  {ep.length:6d}  {ret:+6.2f}  {inter:10d}  {ep.task}")

@@ -70,13 +70,20 @@ from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from hilrl import seeds
 from hilrl.config.root import RootConfig
 from hilrl.core import InputController, Policy
+from hilrl.envs.safety import SafetyWrapper
+from hilrl.envs.wrappers import InterventionWrapper
 from hilrl.envs.wrappers.intervention import EventsOnlyController as _EventsOnly
 from hilrl.fsutil import atomic_write_json
+from hilrl.runtime.specs import env_specs, open_env
 from hilrl.runtime.stopping import StopFlag
+from hilrl.runtime.teleop_session import find_wrapper
+from hilrl.runtime.trainers import make_policy
+from hilrl.transport import ActorClient
 from hilrl.transport.api import ActorEndpoint
 from hilrl.types import EpisodeKind, EpisodeStats, Observation, PolicyUpdate, Transition
 
@@ -225,10 +232,6 @@ class ActorLoop:
         options: ActorOptions,
         stop: StopFlag | None = None,
     ) -> None:
-        from hilrl.envs.safety import SafetyWrapper
-        from hilrl.envs.wrappers import InterventionWrapper
-        from hilrl.runtime.teleop_session import find_wrapper
-
         self.env = env
         self.policy = policy
         self.endpoint = endpoint
@@ -571,8 +574,6 @@ def open_actor(cfg: RootConfig) -> Iterator[tuple[Env, Policy, str]]:
 
     Stops the operator and closes the env (robot last) on exit.
     """
-    from hilrl.runtime.specs import env_specs, open_env
-    from hilrl.runtime.trainers import make_policy
 
     with open_env(cfg) as (env, controller, _robot):
         obs_spec, act_spec = env_specs(env)
@@ -605,9 +606,6 @@ def run_actor_process(
     stop: StopFlag | None = None,
 ) -> ActorSummary:
     """``hilrl actor``: env, policy and the gRPC client; flushes and closes the client at the end."""
-    import torch
-
-    from hilrl.transport import ActorClient
 
     torch.set_num_threads(cfg.train.actor_torch_threads)
     with open_actor(cfg) as (env, policy, arch):

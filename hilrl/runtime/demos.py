@@ -20,9 +20,11 @@ import numpy as np
 from hilrl import seeds
 from hilrl.config.loader import ConfigError
 from hilrl.config.root import RootConfig
+from hilrl.data.lerobot import DatasetError, LeRobotDatasetReader, iter_transitions
 from hilrl.data.lerobot.features import Feature
 from hilrl.data.mixer import ReplayBuffers
 from hilrl.policies.encoder import ObservationSpec
+from hilrl.runtime.record import record_dataset
 from hilrl.runtime.run_dir import RunDir
 
 DEMO_STREAM = seeds.DEMO
@@ -80,7 +82,6 @@ def record_demos(
     cfg: RootConfig, path: Path, count: int, *, progress: bool = True, out: TextIO | None = None
 ) -> None:
     """Record ``count`` episodes into ``path`` with the simulated operator driving every tick."""
-    from hilrl.runtime.record import record_dataset
 
     out = out if out is not None else sys.stderr
     sim = replace(cfg.teleop.sim, drive_always=True)
@@ -111,7 +112,6 @@ def load_demos(
     does not use) are ignored. Raises :class:`ConfigError` naming the dataset otherwise,
     and a :class:`~hilrl.data.lerobot.DatasetError` naming it when a file is unreadable.
     """
-    from hilrl.data.lerobot import LeRobotDatasetReader, iter_transitions
 
     with _naming(path):
         reader = LeRobotDatasetReader(path)
@@ -141,7 +141,6 @@ def _naming(path: Path) -> Iterator[None]:
     The reader names the file at fault, usually inside ``path``; an error that does not
     (a display name, a staged copy) is raised again with the folder in front.
     """
-    from hilrl.data.lerobot import DatasetError
 
     try:
         yield

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import av
 import numpy as np
 
 ENCODERS = ("libx264", "mpeg4")
@@ -18,7 +19,6 @@ ENCODERS = ("libx264", "mpeg4")
 
 def pick_encoder() -> str:
     """The first of :data:`ENCODERS` this PyAV build can write."""
-    import av
 
     for name in ENCODERS:
         try:
@@ -58,8 +58,6 @@ class Mp4Writer:
         self._size: tuple[int, int] | None = None
 
     def add(self, frame: np.ndarray) -> None:
-        import av
-
         frame = tile([frame]) if frame.shape[0] % 2 or frame.shape[1] % 2 else frame
         h, w = int(frame.shape[0]), int(frame.shape[1])
         if self._container is None:

@@ -40,6 +40,7 @@ only feeds the video. A gymnasium id renders with ``render_mode='rgb_array'``.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
@@ -49,14 +50,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from hilrl import seeds
 from hilrl.config.env import EnvConfig
 from hilrl.config.root import RootConfig
 from hilrl.config.teleop import TeleopConfig
 from hilrl.core import InputController, Policy, Robot
+from hilrl.envs import make_env
 from hilrl.envs.robot_env import RewardFn
+from hilrl.envs.safety import SafetyWrapper
+from hilrl.envs.wrappers.intervention import EventsOnlyController, InterventionWrapper
+from hilrl.policies.encoder import ObservationSpec
+from hilrl.rewards.hook import reward_fn_from_config
+from hilrl.robots import make_robot
+from hilrl.robots.sim import RenderBackendError
 from hilrl.runtime.eval_video import Mp4Writer, tile
+from hilrl.runtime.policy_io import load_policy_checkpoint
+from hilrl.runtime.teleop_session import find_wrapper
+from hilrl.teleop import make_controller
 from hilrl.types import image_keys
 
 DEFAULT_MAX_STEPS = 10_000
@@ -227,9 +239,6 @@ def evaluate(
     ``ValueError`` when the env's observation or action layout differs from what the
     policy was built for.
     """
-    from tqdm import tqdm
-
-    from hilrl.envs import make_env
 
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -243,7 +252,6 @@ def evaluate(
     robot, render_mode = _video_setup(cfg) if want_video else (None, None)
     if isinstance(operator, TeleopConfig) and robot is None and cfg.gym_id is None:
         # The device may need the env's robot (the simulated operator, a leader arm).
-        from hilrl.robots import make_robot
 
         cameras = tuple(cfg.robot.cameras) if cfg.use_cameras else ()
         robot = make_robot(replace(cfg.robot, cameras=cameras))
@@ -260,8 +268,6 @@ def evaluate(
     try:
         controller: InputController | None = None
         if isinstance(operator, TeleopConfig):
-            from hilrl.teleop import make_controller
-
             controller = make_controller(operator, env=cfg, follower=robot)
             controller.start()
             owned = controller
@@ -325,10 +331,6 @@ class _Watch:
     """The operator during an evaluation: events only, through the env's intervention hook."""
 
     def __init__(self, env: Any, controller: InputController) -> None:
-        from hilrl.envs.safety import SafetyWrapper
-        from hilrl.envs.wrappers.intervention import EventsOnlyController, InterventionWrapper
-        from hilrl.runtime.teleop_session import find_wrapper
-
         hook = find_wrapper(env, InterventionWrapper)
         if hook is None:
             raise ValueError("the env has no intervention hook to attach the operator to")
@@ -438,7 +440,6 @@ def check_policy_fits_env(
     policy: Policy, obs: dict[str, np.ndarray], action_shape: tuple[int, ...] | None
 ) -> None:
     """Fail early, naming the difference, when ``policy`` was built for another env layout."""
-    from hilrl.policies.encoder import ObservationSpec
 
     nets = getattr(policy, "nets", None)
     spec = getattr(nets, "obs_spec", None)
@@ -464,7 +465,6 @@ def _video_setup(cfg: EnvConfig) -> tuple[Robot | None, str | None]:
         return None, "rgb_array"
     if cfg.use_cameras and cfg.robot.cameras:
         return None, None  # the observation's images are the video
-    from hilrl.robots import make_robot
 
     cameras = tuple(cfg.robot.cameras) or ((RENDER_CAMERA,) if cfg.robot.type == "sim" else ())
     if not cameras:
@@ -539,11 +539,6 @@ def evaluate_checkpoint(
     None: :func:`operator_by_default`. ``notify`` (default ``warn``) gets the operator's
     pauses, takeovers and quit.
     """
-    import json
-    import time
-
-    from hilrl.robots.sim import RenderBackendError
-    from hilrl.runtime.policy_io import load_policy_checkpoint
 
     policy, cfg, ckpt = load_policy_checkpoint(
         checkpoint, device, config_overrides=config_overrides
@@ -559,8 +554,6 @@ def evaluate_checkpoint(
     out = out if out is not None else (ckpt.run_dir or Path(cfg.run.output_dir))
     reward_fn = None
     if cfg.reward.path is not None:
-        from hilrl.rewards.hook import reward_fn_from_config
-
         reward_fn = reward_fn_from_config(cfg.reward, cfg.env)
     video_dir = out / "videos" if video else None
     kwargs: dict[str, Any] = {

@@ -54,6 +54,18 @@ from typing import IO, Any, TextIO
 
 from hilrl.config.loader import save_config, secret_env
 from hilrl.config.root import RootConfig
+from hilrl.runtime.actor import (
+    ACTORS_DIR,
+    ActorOptions,
+    actor_state_path,
+    read_actor_state,
+    run_actor,
+)
+from hilrl.runtime.checkpoint import CheckpointError, latest_checkpoint, read_meta
+from hilrl.runtime.demos import ensure_demos
+from hilrl.runtime.evaluate import evaluate_checkpoint
+from hilrl.runtime.learner import Counters, LearnerFailed, open_learner
+from hilrl.runtime.plots import plot_run
 from hilrl.runtime.run_dir import RunDir, prepare_run, read_json, read_jsonl, write_json
 from hilrl.runtime.status import RunStatus, StatusPrinter, format_duration
 from hilrl.runtime.stopping import PARENT_ENV, StopFlag, handle_signals
@@ -127,7 +139,6 @@ def plan_actors(
 
 def reserved_episodes(run_root: Path, num_actors: int) -> dict[str, int]:
     """The next free episode index of each local actor, from its state file (if any)."""
-    from hilrl.runtime.actor import actor_state_path, read_actor_state
 
     out = {}
     for i in range(num_actors):
@@ -139,7 +150,6 @@ def reserved_episodes(run_root: Path, num_actors: int) -> dict[str, int]:
 
 def clear_actor_states(run_root: Path) -> None:
     """Remove the actors' state files of an earlier attempt (a fresh run starts at 0)."""
-    from hilrl.runtime.actor import ACTORS_DIR
 
     folder = Path(run_root) / ACTORS_DIR
     if not folder.is_dir():
@@ -171,9 +181,6 @@ def train(
     ``restart``: how dead actors are restarted (default :class:`RestartPolicy`; actor
     processes only, in-process actors are threads and never restarted).
     """
-    from hilrl.runtime.checkpoint import latest_checkpoint, read_meta
-    from hilrl.runtime.demos import ensure_demos
-    from hilrl.runtime.learner import Counters
 
     out = out if out is not None else sys.stderr
     run = prepare_run(cfg.run.output_dir, resume)
@@ -218,8 +225,6 @@ def train(
 
 def final_evaluation(cfg: RootConfig, run: RunDir, out: TextIO, *, progress: bool) -> None:
     """Evaluate the last checkpoint without operator; videos under <run>/videos."""
-    from hilrl.runtime.checkpoint import CheckpointError, latest_checkpoint
-    from hilrl.runtime.evaluate import evaluate_checkpoint
 
     episodes = cfg.train.final_eval_episodes
     if episodes <= 0 or latest_checkpoint(run.checkpoints) is None:
@@ -347,7 +352,6 @@ def actor_launch(run_root: Path, plan: ActorPlan, steps_before: int = 0) -> tupl
     (never below ``plan.first_episode``); the budget is ``plan.max_steps`` less the steps
     its state file counted since this launch began (``steps_before``).
     """
-    from hilrl.runtime.actor import actor_state_path, read_actor_state
 
     state_file = actor_state_path(run_root, plan.actor_id)
     state = read_actor_state(state_file)
@@ -497,8 +501,6 @@ def _train_processes(
     out: TextIO,
     policy: RestartPolicy | None = None,
 ) -> TrainResult:
-    from hilrl.runtime.actor import actor_state_path, read_actor_state
-
     env = _child_env()
     # config.yaml holds "<redacted>" for an inline token: the children get it this way.
     env.update(secret_env(cfg))
@@ -682,8 +684,6 @@ def _train_inprocess(
     out: TextIO,
 ) -> TrainResult:
     """Learner in this thread, actors in threads, in-process transport."""
-    from hilrl.runtime.actor import ActorOptions, run_actor
-    from hilrl.runtime.learner import LearnerFailed, open_learner
 
     stop = StopFlag(watch_parent=False)
     errors: list[tuple[str, BaseException]] = []
@@ -778,7 +778,6 @@ def _tick_until(printer: StatusPrinter, done: threading.Event) -> None:
 
 def print_summary(run: RunDir, total_env_steps: int, wall_s: float, out: TextIO) -> None:
     """Episodes, success rates, env steps, updates and the newest checkpoint."""
-    from hilrl.runtime.checkpoint import latest_checkpoint
 
     episodes, _ = read_jsonl(run.episodes_jsonl)
     learner, _ = read_jsonl(run.learner_jsonl)
@@ -808,14 +807,7 @@ def print_summary(run: RunDir, total_env_steps: int, wall_s: float, out: TextIO)
 
 
 def make_plots(run: RunDir, out: TextIO) -> None:
-    """PNG plots of the run when :mod:`hilrl.runtime.plots` is available."""
-    plot_run: Callable[[Path], Any] | None
-    try:
-        from hilrl.runtime.plots import plot_run
-    except ImportError:
-        plot_run = None
-    if plot_run is None:
-        return
+    """PNG plots of the run (a failure is reported, never fails the run)."""
     try:
         written = plot_run(run.root)
     except Exception as exc:  # plots are a convenience: report, never fail the run

@@ -55,6 +55,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import sys
 import threading
 import time
@@ -68,8 +69,22 @@ import torch
 
 from hilrl.config.loader import ConfigError, save_config
 from hilrl.config.root import RootConfig
+from hilrl.data.lerobot import DatasetError
+from hilrl.devices import resolve_device
+from hilrl.runtime.checkpoint import (
+    latest_checkpoint,
+    read_meta,
+    remove_stale_temps,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from hilrl.runtime.demos import demo_path, ensure_demos
 from hilrl.runtime.run_dir import JsonlWriter, RunDir, prepare_run, read_jsonl, write_json
+from hilrl.runtime.scalars import ScalarLogger
+from hilrl.runtime.specs import specs_from_config
 from hilrl.runtime.stopping import StopFlag
+from hilrl.runtime.trainers import make_trainer
+from hilrl.transport import InProcLearner, LearnerServer
 from hilrl.types import EpisodeStats, LearnerProgress, StepResult, Transition
 
 log = logging.getLogger("hilrl.runtime.learner")
@@ -281,10 +296,6 @@ class Learner:
         local_actors: int = 0,
         out: TextIO | None = None,
     ) -> None:
-        from hilrl.algorithms.sac import resolve_device
-        from hilrl.runtime.specs import specs_from_config
-        from hilrl.runtime.trainers import make_trainer
-
         self.cfg = cfg
         self.out = out if out is not None else sys.stderr
         self._remove_stale_temps()
@@ -320,7 +331,6 @@ class Learner:
         """Episodes metrics/episodes.jsonl held at start-up: a resent one is not written again."""
         self.episodes_log = JsonlWriter(self.run.episodes_jsonl)
         self.learner_log = JsonlWriter(self.run.learner_jsonl)
-        from hilrl.runtime.scalars import ScalarLogger
 
         self.tb = ScalarLogger(self.run.tensorboard, cfg.run, cfg, name=self.run.root.name)
         self.last_checkpoint: Path | None = None
@@ -330,7 +340,6 @@ class Learner:
 
     def _remove_stale_temps(self) -> None:
         """Remove the folders crashed checkpoint saves left (before anything is restored)."""
-        from hilrl.runtime.checkpoint import remove_stale_temps
 
         removed = remove_stale_temps(RunDir.of(self.cfg.run.output_dir).checkpoints)
         if removed:
@@ -359,7 +368,6 @@ class Learner:
 
     def _restore(self) -> bool:
         """Load the newest complete checkpoint; True when it held the replay buffers."""
-        from hilrl.runtime.checkpoint import latest_checkpoint, read_meta, restore_checkpoint
 
         path = latest_checkpoint(self.run.checkpoints)
         if path is None:
@@ -383,8 +391,6 @@ class Learner:
     def _load_demos(self) -> None:
         """The demo dataset into the demo buffer; a dataset it cannot read is a
         :class:`ConfigError` naming it (one line, exit code 2), not a traceback."""
-        from hilrl.data.lerobot import DatasetError
-        from hilrl.runtime.demos import demo_path, ensure_demos
 
         path = None
         try:
@@ -424,8 +430,6 @@ class Learner:
             )
         transport_cfg = replace(self.cfg.transport, durable_acks=durable)
         if inproc:
-            from hilrl.transport import InProcLearner
-
             endpoint = InProcLearner(
                 self.on_transitions,
                 self.on_episode,
@@ -433,8 +437,6 @@ class Learner:
                 durable_acks=transport_cfg.durable_acks,
             )
         else:
-            from hilrl.transport import LearnerServer
-
             endpoint = LearnerServer(
                 transport_cfg,
                 self.on_transitions,
@@ -446,8 +448,6 @@ class Learner:
             endpoint.load_state_dict(self._transport_state)
         endpoint.start()
         if not inproc:
-            import os
-
             write_json(
                 self.run.learner_file,
                 {
@@ -645,8 +645,6 @@ class Learner:
         )
 
     def _last_good_text(self, saved: Path | None) -> str:
-        from hilrl.runtime.checkpoint import latest_checkpoint
-
         if saved is not None:
             note = " (its replay still holds the non-finite rows)" if self._skipped_in_row else ""
             return f"checkpoint of the last good state: {saved}{note}"
@@ -715,7 +713,6 @@ class Learner:
         Networks or optimiser state with nan / inf are not saved (None): the checkpoint
         before stays the last good state (a re-save of the same step would replace it).
         """
-        from hilrl.runtime.checkpoint import save_checkpoint
 
         bad = nonfinite_tensors(self.trainer.algorithm.state_dict())
         if bad:

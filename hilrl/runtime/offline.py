@@ -25,10 +25,23 @@ from pathlib import Path
 from typing import TextIO
 
 import torch
+from tqdm import tqdm
 
 from hilrl.config.loader import ConfigError, save_config
 from hilrl.config.root import RootConfig
+from hilrl.devices import resolve_device
+from hilrl.runtime.checkpoint import latest_checkpoint, save_checkpoint
+from hilrl.runtime.demos import is_dataset
+from hilrl.runtime.learner import (
+    Counters,
+    LearnerFailed,
+    MetricsAverage,
+    json_safe,
+    nonfinite_tensors,
+)
 from hilrl.runtime.run_dir import JsonlWriter, prepare_run
+from hilrl.runtime.specs import specs_from_config
+from hilrl.runtime.trainers import make_trainer
 
 
 @dataclass
@@ -53,20 +66,6 @@ def train_offline(
     out: TextIO | None = None,
 ) -> OfflineResult:
     """Load ``dataset`` into the demo buffer, run ``updates`` updates, checkpoint."""
-    from tqdm import tqdm
-
-    from hilrl.algorithms.sac import resolve_device
-    from hilrl.runtime.checkpoint import save_checkpoint
-    from hilrl.runtime.demos import is_dataset
-    from hilrl.runtime.learner import (
-        Counters,
-        LearnerFailed,
-        MetricsAverage,
-        json_safe,
-        nonfinite_tensors,
-    )
-    from hilrl.runtime.specs import specs_from_config
-    from hilrl.runtime.trainers import make_trainer
 
     out = out if out is not None else sys.stderr
     if updates < 1:
@@ -200,7 +199,5 @@ def train_offline(
 
 
 def latest_checkpoint_text(root: Path) -> str:
-    from hilrl.runtime.checkpoint import latest_checkpoint
-
     last = latest_checkpoint(root)
     return str(last) if last is not None else "none"

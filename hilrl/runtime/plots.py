@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from hilrl.runtime.evaluate import wilson_interval
+
 METRICS_DIR = "metrics"
 PLOTS_DIR = "plots"
 EPISODES_FILE = "episodes.jsonl"
@@ -120,6 +122,7 @@ def _number(value: Any) -> float | None:
 
 def plot_run(run_dir: str | Path, window: int | None = None) -> list[Path]:
     """Write the run's PNGs into ``<run_dir>/plots``; returns the files written."""
+    # start-up: matplotlib (~0.5 s) loads only when plots are drawn; then the file backend
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -163,8 +166,6 @@ def _eval_points(eval_episodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rets = [r for r in (_number(e.get("return")) for e in eps) if r is not None]
         point: dict[str, Any] = {"env_steps": x}
         if succ:
-            from hilrl.runtime.evaluate import wilson_interval
-
             low, high = wilson_interval(int(sum(succ)), len(succ))
             point.update(
                 success_rate=float(np.mean(succ)), success_ci_low=low, success_ci_high=high
@@ -185,7 +186,7 @@ def _episode_plot(
     ylim: tuple[float, float] | None,
     window: int | None,
 ) -> Path | None:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # start-up: as in plot_run, which chose the backend
 
     data = series(episodes, key)
     ev = series(evals, eval_key) if eval_key else Series(np.empty(0), np.empty(0))
@@ -255,7 +256,7 @@ def _eval_markers(ax: Any, evals: list[dict[str, Any]], eval_key: str | None, ev
 
 
 def _learner_plot(path: Path, records: list[dict[str, Any]]) -> Path | None:
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # start-up: as in plot_run, which chose the backend
 
     x_key = (
         "env_steps" if any(_number(r.get("env_steps")) is not None for r in records) else "updates"

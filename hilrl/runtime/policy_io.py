@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import yaml
+from safetensors import SafetensorError, safe_open
 
 from hilrl.architecture import first_shape_mismatch
 from hilrl.config.learner import EncoderConfig, SACConfig
@@ -214,7 +216,6 @@ def read_policy_tensors(ckpt: Path) -> dict[str, np.ndarray]:
 
     The part's index and tensor files are first checked against the marker's hashes.
     """
-    from safetensors import SafetensorError, safe_open
 
     files, _ = part_files(ckpt, POLICY_PART)
     out: dict[str, np.ndarray] = {}
@@ -280,7 +281,5 @@ def _check_architecture(ckpt: Path, meta: Mapping[str, Any], policy: SACPolicy) 
 
 def _device(name: str) -> str:
     if name == "auto":
-        import torch
-
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name

@@ -35,12 +35,14 @@ from typing import Any, Protocol, TextIO
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from tqdm import tqdm
 
 from hilrl import pacing, seeds
 from hilrl.config.loader import ConfigError, to_dict
 from hilrl.config.root import RootConfig
 from hilrl.core import InputController
 from hilrl.data.env_features import env_features
+from hilrl.data.lerobot import DatasetWriter, LeRobotDatasetReader
 from hilrl.data.lerobot.features import (
     ACTION,
     DONE,
@@ -49,7 +51,14 @@ from hilrl.data.lerobot.features import (
     REWARD,
     TRUNCATED,
 )
+from hilrl.envs import make_env
+from hilrl.envs.safety import SafetyWrapper
 from hilrl.fsutil import atomic_write_json
+from hilrl.robots import make_robot
+from hilrl.runtime.teleop_session import find_wrapper, idle_action
+from hilrl.teleop import make_controller
+from hilrl.teleop.base import LatchedController
+from hilrl.teleop.controls import INTERVENE
 from hilrl.types import IMAGE_PREFIX, STATE_KEY, Observation
 
 Env = gym.Env[Any, Any]
@@ -237,14 +246,11 @@ class Recorder:
         space = env.observation_space
         assert isinstance(space, spaces.Dict)
         self.obs_keys = [k for k in space.spaces if k == STATE_KEY or k.startswith(IMAGE_PREFIX)]
-        from hilrl.envs.safety import SafetyWrapper
-        from hilrl.runtime.teleop_session import find_wrapper
 
         self.safety = find_wrapper(env, SafetyWrapper)
 
     def run(self) -> RecordSummary:
         """Record until ``num_episodes`` are saved, quit, or Ctrl-C; always stops the controller."""
-        from tqdm import tqdm
 
         summary = RecordSummary()
         bar = tqdm(
@@ -372,8 +378,6 @@ class Recorder:
     def _engage(self) -> None:
         if not self.options.engage:
             return
-        from hilrl.teleop.base import LatchedController
-        from hilrl.teleop.controls import INTERVENE
 
         c = self.controller
         if isinstance(c, LatchedController) and c.intervention_mode == "toggle":
@@ -381,8 +385,6 @@ class Recorder:
 
 
 def _idle(env: Env) -> np.ndarray:
-    from hilrl.runtime.teleop_session import idle_action
-
     return idle_action(env)
 
 
@@ -441,7 +443,7 @@ def push_to_hub(root: str | Path, repo_id: str, *, private: bool = False) -> str
     loader finds the right revision). Raises :class:`HubError` when huggingface_hub is
     not installed or the upload fails; the local dataset is untouched either way.
     """
-    try:
+    try:  # optional: huggingface_hub is not a dependency; only dataset.push_to_hub needs it
         from huggingface_hub import HfApi
     except ImportError as exc:
         raise HubError(
@@ -477,19 +479,14 @@ def open_record_env(
     cfg: RootConfig, controller: InputController | None = None
 ) -> Iterator[tuple[Env, InputController]]:
     """Build the robot, the (unstarted) controller and the record-mode env; close them after."""
-    from hilrl.envs import make_env
 
     env_cfg = replace(cfg.env, mode="record")
     robot = None
     if env_cfg.gym_id is None:
-        from hilrl.robots import make_robot
-
         cameras = env_cfg.robot.cameras if env_cfg.use_cameras else ()
         robot = make_robot(replace(env_cfg.robot, cameras=cameras))
     try:
         if controller is None:
-            from hilrl.teleop import make_controller
-
             controller = make_controller(cfg.teleop, env=env_cfg, follower=robot)
         env = make_env(env_cfg, robot=robot, controller=controller)
         try:
@@ -541,7 +538,6 @@ def record_dataset(
     Episode ``i`` resets with ``record_seed(cfg.run.seed, i, seed_stream)``; the sidecar
     keeps each episode's seed, the run seed and the stream.
     """
-    from hilrl.data.lerobot import DatasetWriter, LeRobotDatasetReader
 
     root = cfg.dataset.path
     check_destination(root, resume)

@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from hilrl.config.loader import ConfigError
 from hilrl.fsutil import atomic_write_json
+from hilrl.runtime.checkpoint import list_checkpoints, newest_intact_checkpoint, remove_stale_temps
 
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
@@ -152,7 +154,6 @@ class RunDir:
 
     def has_checkpoints(self) -> bool:
         """True when a complete checkpoint exists (cheap: its files are not verified)."""
-        from hilrl.runtime.checkpoint import list_checkpoints
 
         return bool(list_checkpoints(self.checkpoints))
 
@@ -261,13 +262,9 @@ def prepare_run(output_dir: str | Path, resume: bool) -> RunDir:
     are skipped with a warning) and keeps the id. Folders left in ``checkpoints/`` by
     crashed saves are removed. Raises :class:`ConfigError` naming ``run.output_dir``.
     """
-    from hilrl.config.loader import ConfigError
-    from hilrl.runtime.checkpoint import remove_stale_temps
 
     run = RunDir.of(output_dir)
     if resume:
-        from hilrl.runtime.checkpoint import newest_intact_checkpoint
-
         found, skipped = newest_intact_checkpoint(run.checkpoints)
         if found is None:
             why = (

@@ -12,6 +12,8 @@ from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any
 
+from torch.utils.tensorboard import SummaryWriter
+
 from hilrl.config.loader import ConfigError, redact_secrets
 from hilrl.config.root import RunConfig
 
@@ -22,8 +24,6 @@ class ScalarLogger:
     def __init__(
         self, tensorboard_dir: Path, run_cfg: RunConfig, config: Any = None, name: str = ""
     ) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
         self.tb = SummaryWriter(str(tensorboard_dir))
         self.wandb_run: Any = None
         if run_cfg.wandb:

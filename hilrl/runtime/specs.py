@@ -21,8 +21,16 @@ from hilrl.config.learner import LearningConfig
 from hilrl.config.loader import ConfigError, to_dict
 from hilrl.config.root import RootConfig
 from hilrl.core import InputController, Robot
+from hilrl.envs import make_env
+from hilrl.envs.wrappers import GripperAction
+from hilrl.kinematics import get_chain_spec
 from hilrl.policies.encoder import ObservationSpec
 from hilrl.policies.sac_policy import ActionSpec, PolicyNetworks, expected_weight_shapes
+from hilrl.rewards.hook import reward_fn_from_config
+from hilrl.robots import make_robot
+from hilrl.robots.shape_only import ShapeOnlyArm
+from hilrl.runtime.teleop_session import find_wrapper
+from hilrl.teleop import make_controller
 from hilrl.types import IMAGE_PREFIX, STATE_KEY
 
 Env = gym.Env[Any, Any]
@@ -47,8 +55,6 @@ def observation_spec(space: spaces.Space[Any]) -> ObservationSpec:
 
 def action_spec(env: Env) -> ActionSpec:
     """The action layout of ``env``: its Box size, and whether a gripper wrapper is in the stack."""
-    from hilrl.envs.wrappers import GripperAction
-    from hilrl.runtime.teleop_session import find_wrapper
 
     space = env.action_space
     if not isinstance(space, spaces.Box) or space.shape is None or len(space.shape) != 1:
@@ -70,25 +76,18 @@ def open_env(
     spaces, evaluation). The reward classifier of ``reward.path`` replaces the env's
     reward when set. Everything is closed on exit, the robot disconnected last.
     """
-    from hilrl.envs import make_env
 
     env_cfg = replace(cfg.env, mode=mode)
     robot: Robot | None = None
     if env_cfg.gym_id is None:
-        from hilrl.robots import make_robot
-
         cameras = env_cfg.robot.cameras if env_cfg.use_cameras else ()
         robot = make_robot(replace(env_cfg.robot, cameras=cameras))
     try:
         controller: InputController | None = None
         if controller_for and cfg.teleop.device != "none":
-            from hilrl.teleop import make_controller
-
             controller = make_controller(cfg.teleop, env=env_cfg, follower=robot)
         reward_fn = None
         if cfg.reward.path is not None:
-            from hilrl.rewards.hook import reward_fn_from_config
-
             reward_fn = reward_fn_from_config(cfg.reward, env_cfg)
         env = make_env(env_cfg, robot=robot, controller=controller, reward_fn=reward_fn)
         try:
@@ -114,10 +113,6 @@ def specs_from_config(cfg: RootConfig) -> tuple[ObservationSpec, ActionSpec]:
 
 
 def _specs_without_hardware(cfg: RootConfig) -> tuple[ObservationSpec, ActionSpec]:
-    from hilrl.envs import make_env
-    from hilrl.kinematics import get_chain_spec
-    from hilrl.robots.shape_only import ShapeOnlyArm
-
     env_cfg = replace(cfg.env, mode="train")
     chain = env_cfg.chain_name
     if chain is None:

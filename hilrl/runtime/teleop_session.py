@@ -36,10 +36,15 @@ from hilrl import pacing
 from hilrl.config.loader import ConfigError
 from hilrl.config.root import RootConfig
 from hilrl.core import InputController, Robot
+from hilrl.envs import make_env
 from hilrl.envs.arm import ArmModel, arm_model
 from hilrl.envs.safety import SafetyWrapper
 from hilrl.envs.wrappers import JointAction
 from hilrl.kinematics import get_chain_spec, rpy_from_matrix
+from hilrl.robots import make_robot
+from hilrl.teleop.base import LatchedController
+from hilrl.teleop.controls import INTERVENE
+from hilrl.teleop.factory import make_controller
 from hilrl.types import IMAGE_PREFIX, Observation
 
 Env = gym.Env[Any, Any]
@@ -367,8 +372,6 @@ class TeleopSession:
         """With a toggle device, hand control to the operator for the new episode."""
         if not self.options.engage:
             return
-        from hilrl.teleop.base import LatchedController
-        from hilrl.teleop.controls import INTERVENE
 
         c = self.controller
         if isinstance(c, LatchedController) and c.intervention_mode == "toggle":
@@ -438,9 +441,6 @@ def open_teleop(
     find-limits: a reset would teleport the arm mid-exploration). Raises
     :class:`ConfigError` for an env that has no arm to teleoperate.
     """
-    from hilrl.envs import make_env
-    from hilrl.robots import make_robot
-    from hilrl.teleop.factory import make_controller
 
     env_cfg = cfg.env
     if env_cfg.gym_id is not None:

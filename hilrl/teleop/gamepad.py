@@ -298,7 +298,7 @@ class PygameBackend:
         ):
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         try:
-            # order: the SDL settings above must be made before pygame loads (it starts SDL)
+            # start-up: pygame (SDL) loads only for a gamepad, after the SDL settings above
             import pygame
         except ImportError as exc:
             raise TeleopError(

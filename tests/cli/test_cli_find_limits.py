@@ -175,7 +175,7 @@ def test_ee_limits_follow_the_operator_and_warn_at_the_box(
     def scripted(*args: Any, **kwargs: Any) -> PushForward:
         return PushForward()
 
-    monkeypatch.setattr("hilrl.teleop.factory.make_controller", scripted)
+    monkeypatch.setattr("hilrl.runtime.teleop_session.make_controller", scripted)
     argv = ["find-limits", "--teleop.device=keyboard", STATE_ONLY, "--env.fps=50"]
     assert main([*argv, "--seconds", "0.6", "--margin", "0"]) == 0
     captured = capsys.readouterr()

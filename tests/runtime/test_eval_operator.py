@@ -22,6 +22,7 @@ import pytest
 from eval_helpers import make_run, tiny_env_cfg, tiny_root
 
 import hilrl.envs
+import hilrl.runtime.evaluate as evaluate_module
 import hilrl.teleop
 from hilrl.cli.main import main
 from hilrl.config.env import EnvConfig
@@ -131,7 +132,7 @@ def envs(monkeypatch: pytest.MonkeyPatch) -> list[Recorder]:
         made.append(Recorder(real(*args, **kwargs)))
         return made[-1]
 
-    monkeypatch.setattr(hilrl.envs, "make_env", make)
+    monkeypatch.setattr(evaluate_module, "make_env", make)
     return made
 
 
@@ -273,7 +274,7 @@ def test_a_simulated_operator_only_watches(
         built[-1].poll = watched_poll
         return built[-1]
 
-    monkeypatch.setattr(hilrl.teleop, "make_controller", make)
+    monkeypatch.setattr(evaluate_module, "make_controller", make)
     # A timid operator that would take over at once in training, and labels timeouts.
     sim = SimOperatorConfig(label_failure_on_timeout=True)
     result, notes = run(TeleopConfig(device="sim", sim=sim), episodes=2)
@@ -323,7 +324,7 @@ def test_evaluate_checkpoint_builds_no_operator_unless_asked(
         made.append(ScriptedOperator({(0, 2): "failure"}))
         return made[-1]
 
-    monkeypatch.setattr(hilrl.teleop, "make_controller", make)
+    monkeypatch.setattr(evaluate_module, "make_controller", make)
     cfg = replace(tiny_root(), teleop=TeleopConfig(device="sim"))
     run_dir, _ = make_run(tmp_path, config=cfg)
     default = evaluate_checkpoint(run_dir, episodes=2, seed=1, video=False)
@@ -363,7 +364,7 @@ def test_cli_quit_prints_the_partial_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(
-        hilrl.teleop,
+        evaluate_module,
         "make_controller",
         lambda *a, **k: ScriptedOperator({(0, 2): "takeover", (2, 1): "quit"}),
     )

@@ -164,7 +164,7 @@ def ensure_backend(preference: str, *, need_render: bool = True) -> str | None:
 def import_mujoco() -> ModuleType:
     """Import ``mujoco`` (after :func:`ensure_backend`), turning GL import errors into advice."""
     try:
-        import mujoco  # order: MUJOCO_GL must be set (ensure_backend) before mujoco loads
+        import mujoco  # start-up: only a sim needs it, and only after ensure_backend set MUJOCO_GL
     except (ImportError, AttributeError, OSError) as exc:
         backend = os.environ.get("MUJOCO_GL", "")
         raise RenderBackendError(

@@ -14,9 +14,6 @@ Each entry makes the two halves of one algorithm from the run config:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import torch
 
 from hilrl.config.loader import ConfigError
@@ -24,18 +21,21 @@ from hilrl.config.root import RootConfig
 from hilrl.core import Policy, Trainer
 from hilrl.policies.encoder import ObservationSpec
 from hilrl.policies.sac_policy import ActionSpec
+from hilrl.runtime.trainers.entry import AlgorithmEntry, PolicyFactory, TrainerFactory
+from hilrl.runtime.trainers.sac import SAC_ENTRY
 
-TrainerFactory = Callable[[RootConfig, ObservationSpec, ActionSpec, torch.device], Trainer]
-PolicyFactory = Callable[[RootConfig, ObservationSpec, ActionSpec], tuple[Policy, str]]
+__all__ = [
+    "AlgorithmEntry",
+    "PolicyFactory",
+    "TrainerFactory",
+    "algorithm",
+    "algorithm_names",
+    "make_policy",
+    "make_trainer",
+    "register_algorithm",
+]
 
-
-@dataclass(frozen=True)
-class AlgorithmEntry:
-    make_trainer: TrainerFactory
-    make_policy: PolicyFactory
-
-
-_ALGORITHMS: dict[str, AlgorithmEntry] = {}
+_ALGORITHMS: dict[str, AlgorithmEntry] = {"sac": SAC_ENTRY}
 
 
 def register_algorithm(name: str, entry: AlgorithmEntry) -> None:
@@ -46,13 +46,11 @@ def register_algorithm(name: str, entry: AlgorithmEntry) -> None:
 
 
 def algorithm_names() -> list[str]:
-    _builtin()
     return sorted(_ALGORITHMS)
 
 
 def algorithm(cfg: RootConfig) -> AlgorithmEntry:
     """The entry of ``cfg.learning.algorithm``; a ConfigError naming the field if unknown."""
-    _builtin()
     name = cfg.learning.algorithm
     entry = _ALGORITHMS.get(name)
     if entry is None:
@@ -72,10 +70,3 @@ def make_policy(
     cfg: RootConfig, obs_spec: ObservationSpec, act_spec: ActionSpec
 ) -> tuple[Policy, str]:
     return algorithm(cfg).make_policy(cfg, obs_spec, act_spec)
-
-
-def _builtin() -> None:
-    if "sac" not in _ALGORITHMS:
-        from hilrl.runtime.trainers.sac import SAC_ENTRY  # imported on first use (torch-heavy)
-
-        _ALGORITHMS.setdefault("sac", SAC_ENTRY)

@@ -20,8 +20,9 @@ from hilrl.core import Policy
 from hilrl.data.mixer import MixedSampler, ReplayBuffers
 from hilrl.policies.encoder import ObservationSpec
 from hilrl.policies.sac_policy import ActionSpec, SACPolicy
+from hilrl.runtime.demos import load_demos
 from hilrl.runtime.specs import policy_arch_hash
-from hilrl.runtime.trainers import AlgorithmEntry
+from hilrl.runtime.trainers.entry import AlgorithmEntry
 from hilrl.types import EpisodeStats, StepResult, Transition
 
 SKIP_KEYS = ("skipped_batches", "skipped_batches_total")
@@ -67,8 +68,6 @@ class SACTrainer:
         """SAC learns from every transition: episode outcomes change nothing here."""
 
     def load_demos(self, path: str) -> tuple[int, int]:
-        from hilrl.runtime.demos import load_demos
-
         return load_demos(self.replay, Path(path), self.obs_spec, self.act_spec.dim)
 
     def ready(self, warmup_transitions: int) -> bool:
