@@ -303,6 +303,11 @@ class Learner:
         threads = learner_torch_threads(cfg, local_actors)
         if threads:
             torch.set_num_threads(threads)
+        if cfg.learning.sac.retain_freed_memory:
+            # process-wide, so the learner process sets it, not a constructor
+            from hilrl.algorithms.cpu_memory import retain_freed_memory  # start-up: ctypes/libc
+
+            retain_freed_memory()
         if not resume:
             torch.manual_seed(cfg.run.seed)
         self.obs_spec, self.act_spec = specs_from_config(cfg)
