@@ -7,6 +7,10 @@ back in: measured ~590 minor page faults and ~0.75 ms of kernel time per critic 
 (batch 256), about a tenth of the step. Raising the trim and mmap thresholds once makes
 those allocations reuse warm pages. The process then keeps its peak heap size, which a
 learner reaches within its first update anyway.
+
+This is a setting of the whole process: the process that trains (the learner, offline
+training, a benchmark) calls :func:`retain_freed_memory` once at start when it trains on
+the CPU and ``sac.retain_freed_memory`` is on; no constructor does it.
 """
 
 from __future__ import annotations

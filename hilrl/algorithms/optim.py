@@ -1,8 +1,9 @@
 """Optimiser steps on explicit tensors, with torch's own Adam.
 
-A learner step computes its gradients as tensors (``torch.func``), not as ``.grad``
-fields, so it calls torch's functional Adam (:func:`torch.optim.adam.adam`, the function
-``torch.optim.Adam.step`` itself calls) on the optimiser's own state tensors. The
+A learner step computes its gradients as tensors (``torch.autograd.grad``), not as
+``.grad`` fields, so it calls torch's functional Adam (:func:`torch.optim.adam.adam`,
+the function ``torch.optim.Adam.step`` itself calls) on the optimiser's own state
+tensors. The
 optimiser object stays a ``torch.optim.Adam``: its ``state_dict`` format, its
 hyperparameters (``param_groups``, read afresh on every step) and its implementation
 flags (``fused``/``foreach``) are torch's. The same code runs eagerly and inside
@@ -22,7 +23,7 @@ class AdamState(NamedTuple):
     """One ``torch.optim.Adam`` group: its tensors and, as they are now, its settings."""
 
     params: list[torch.Tensor]
-    """Detached aliases of the parameters (updated in place)."""
+    """The parameters (updated in place, without gradient tracking)."""
     exp_avgs: list[torch.Tensor]
     exp_avg_sqs: list[torch.Tensor]
     steps: list[torch.Tensor]
@@ -92,34 +93,34 @@ def init_adam_state(opt: torch.optim.Optimizer) -> None:
             }
 
 
-def adam_tensors(
-    opt: torch.optim.Optimizer, aliases: Sequence[torch.Tensor]
-) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-    """(params, exp_avgs, exp_avg_sqs, steps) of a one-group Adam, its state created.
+class AdamTensors(NamedTuple):
+    """A one-group ``torch.optim.Adam``'s parameters and state tensors, in order."""
 
-    ``aliases``: the tensors to update in place of the parameters (detached aliases of
-    the same storage). The lists hold the optimiser's own state tensors: build them again
-    after ``opt.load_state_dict``, which replaces them.
+    params: list[torch.Tensor]
+    exp_avgs: list[torch.Tensor]
+    exp_avg_sqs: list[torch.Tensor]
+    steps: list[torch.Tensor]
+
+
+def adam_tensors(opt: torch.optim.Optimizer) -> AdamTensors:
+    """The optimiser's parameters and its own state tensors, its state created first.
+
+    Build them again after ``opt.load_state_dict``, which replaces the state tensors.
     """
     if not isinstance(opt, torch.optim.Adam) or len(opt.param_groups) != 1:
         raise ValueError("adam_tensors needs a torch.optim.Adam with one parameter group")
-    group = opt.param_groups[0]
-    if len(aliases) != len(group["params"]):
-        raise ValueError(f"{len(aliases)} aliases for {len(group['params'])} parameters")
     init_adam_state(opt)
-    states = [opt.state[p] for p in group["params"]]
-    return (
-        list(aliases),
+    params = list(opt.param_groups[0]["params"])
+    states = [opt.state[p] for p in params]
+    return AdamTensors(
+        params,
         [s["exp_avg"] for s in states],
         [s["exp_avg_sq"] for s in states],
         [s["step"] for s in states],
     )
 
 
-def adam_state(
-    opt: torch.optim.Optimizer,
-    tensors: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]],
-) -> AdamState:
+def adam_state(opt: torch.optim.Optimizer, tensors: AdamTensors) -> AdamState:
     """:class:`AdamState` of ``tensors`` (from :func:`adam_tensors`) with the group's
     settings as they are now (an lr set on ``opt.param_groups`` applies at once)."""
     group = opt.param_groups[0]
@@ -141,25 +142,27 @@ def adam_state(
 
 
 def adam_step(state: AdamState, grads: Sequence[torch.Tensor]) -> None:
-    """One Adam step of ``state`` with ``grads``: what ``opt.step()`` computes."""
-    torch_adam(
-        state.params,
-        list(grads),
-        state.exp_avgs,
-        state.exp_avg_sqs,
-        [],
-        state.steps,
-        foreach=state.foreach,
-        fused=state.fused,
-        capturable=state.capturable,
-        amsgrad=False,
-        beta1=state.beta1,
-        beta2=state.beta2,
-        lr=state.lr,
-        weight_decay=state.weight_decay,
-        eps=state.eps,
-        maximize=False,
-    )
+    """One Adam step of ``state`` with ``grads``: what ``opt.step()`` computes (without
+    gradient tracking, as ``opt.step()``)."""
+    with torch.no_grad():
+        torch_adam(
+            state.params,
+            list(grads),
+            state.exp_avgs,
+            state.exp_avg_sqs,
+            [],
+            state.steps,
+            foreach=state.foreach,
+            fused=state.fused,
+            capturable=state.capturable,
+            amsgrad=False,
+            beta1=state.beta1,
+            beta2=state.beta2,
+            lr=state.lr,
+            weight_decay=state.weight_decay,
+            eps=state.eps,
+            maximize=False,
+        )
 
 
 def clip_grads(grads: Sequence[torch.Tensor], max_norm: float) -> torch.Tensor:

@@ -30,6 +30,7 @@ from torch import nn
 
 from hilrl.algorithms.execution import compile_options, resolve_precision
 from hilrl.algorithms.optim import (
+    AdamTensors,
     adam_implementation,
     adam_state,
     adam_tensors,
@@ -37,9 +38,9 @@ from hilrl.algorithms.optim import (
 )
 from hilrl.algorithms.sac_step import (
     ACTOR_METRICS,
+    COMPILE_CONFIG,
     CRITIC_METRICS,
     GRASP_METRICS,
-    Group,
     Optimisers,
     SACModel,
     Settings,
@@ -117,53 +118,40 @@ class SAC:
 
         # Each parameter belongs to exactly one optimiser (reference defect 6): the critic
         # optimiser owns the shared encoder; actor and grasp critic see detached latents.
-        named = dict(self.model.named_parameters())
-        trainable = {id(p) for p in self.nets.encoder.trainable_parameters()}
-        encoder = [
-            f"nets.encoder.{n}"
-            for n, p in self.nets.encoder.named_parameters()
-            if id(p) in trainable
-        ]
-        groups: dict[str, tuple[list[str], float]] = {
-            "critic": (encoder + _names("critic.", self.critic), cfg.critic_lr),
-            "actor": (_names("nets.actor.", self.nets.actor), cfg.actor_lr),
-            "temperature": (["log_alpha"], cfg.temperature_lr),
+        groups: dict[str, tuple[list[nn.Parameter], float]] = {
+            "critic": (
+                self.nets.encoder.trainable_parameters() + list(self.critic.parameters()),
+                cfg.critic_lr,
+            ),
+            "actor": (list(self.nets.actor.parameters()), cfg.actor_lr),
+            "temperature": ([self.log_alpha], cfg.temperature_lr),
         }
         if self.nets.grasp_critic is not None:
-            groups["grasp"] = (
-                _names("nets.grasp_critic.", self.nets.grasp_critic),
-                cfg.grasp_critic_lr,
-            )
-        self._adam_flags = adam_implementation(self.device, cfg.compile, cfg.fused_optimizer)
-        self._group_names = {k: tuple(names) for k, (names, _) in groups.items()}
-        flags = self._adam_flags
+            groups["grasp"] = (list(self.nets.grasp_critic.parameters()), cfg.grasp_critic_lr)
+        self._adam_flags = flags = adam_implementation(
+            self.device, cfg.compile, cfg.fused_optimizer
+        )
         opts = {
             k: torch.optim.Adam(
-                [named[n] for n in names],
+                params,
                 lr=lr,
                 fused=flags.fused,
                 foreach=flags.foreach,
                 capturable=flags.capturable,
             )
-            for k, (names, lr) in groups.items()
+            for k, (params, lr) in groups.items()
         }
         self.critic_opt = opts["critic"]
         self.actor_opt = opts["actor"]
         self.temperature_opt = opts["temperature"]
         self.grasp_opt = opts.get("grasp")
-        # Detached aliases of every network parameter (they only change in place, also on
-        # restore): what the update step reads and updates, each storage one tensor.
-        self._tensors = {n: p.detach() for n, p in named.items()}
-        targets, sources = zip(*self.model.polyak_pairs())
-        self._polyak = (
-            [self._tensors[n] for n in targets],
-            [self._tensors[n] for n in sources],
-        )
-        self._adam_cache: dict[str, Any] | None = None
+        self._polyak = self.model.polyak_pairs()
+        self._adam_cache: dict[str, AdamTensors] | None = None
         self._update_fn: Callable[..., tuple[torch.Tensor, torch.Tensor | None]] = sac_update
         if cfg.compile:
             options = compile_options(cfg.compile_mode, self.device)
-            self._update_fn = torch.compile(sac_update, dynamic=False, options=options)
+            compiled = torch.compile(sac_update, dynamic=False, options=options)
+            self._update_fn = torch._dynamo.config.patch(COMPILE_CONFIG)(compiled)
 
         self.update_calls = 0
         self.critic_steps = 0
@@ -194,9 +182,10 @@ class SAC:
         acc: list[tuple[tuple[str, ...], torch.Tensor]] = []
         if good:
             discounts = [self._discount(b) for b in good]
-            critic_values, actor_values = self._update_fn(
-                self.model, self._tensors, self._optimisers(), good, discounts, actor, self.settings
-            )
+            with torch.no_grad():  # each loss in the step enables gradients for itself
+                critic_values, actor_values = self._update_fn(
+                    self.model, self._optimisers(), good, discounts, actor, self.settings
+                )
             names = CRITIC_METRICS + GRASP_METRICS if self.grasp_opt else CRITIC_METRICS
             acc.extend((names, v) for v in critic_values.unbind(0))
             self.critic_steps += len(good)
@@ -214,20 +203,10 @@ class SAC:
         replaces them) with their hyperparameters as they are now."""
         opts = self._optimizers()
         if self._adam_cache is None:
-            self._adam_cache = {
-                k: adam_tensors(opt, [self._tensors[n] for n in self._group_names[k]])
-                for k, opt in opts.items()
-            }
-        cache = self._adam_cache
-        groups = {
-            k: Group(self._group_names[k], adam_state(opt, cache[k])) for k, opt in opts.items()
-        }
+            self._adam_cache = {k: adam_tensors(opt) for k, opt in opts.items()}
+        state = {k: adam_state(opt, self._adam_cache[k]) for k, opt in opts.items()}
         return Optimisers(
-            groups["critic"],
-            groups["actor"],
-            groups["temperature"],
-            groups.get("grasp"),
-            self._polyak,
+            state["critic"], state["actor"], state["temperature"], state.get("grasp"), self._polyak
         )
 
     def _chunks(self, batch: object) -> list[Any]:
@@ -379,10 +358,6 @@ class SAC:
         self.actor_steps = int(counters["actor_steps"])
         self.skipped_batches = int(counters["skipped_batches"])
         self.nets.train()
-
-
-def _names(prefix: str, module: nn.Module) -> list[str]:
-    return [prefix + n for n, _ in module.named_parameters()]
 
 
 def _slice_batch(b: Any, start: int, stop: int) -> Any:

@@ -2,31 +2,36 @@
 
 In the spirit of rlpd's ``update``, one function computes a whole learner update::
 
-    sac_update(model, tensors, optimisers, chunks, discounts, actor, settings)
+    sac_update(model, optimisers, chunks, discounts, actor, settings)
         for each chunk:                                  (utd_ratio critic steps)
             latents  = encoder(obs)                      (the critic optimiser owns it)
             latents' = encoder(next_obs)                 (no gradients)
             critic loss: target = min over M of N target critics, entropy backup
             grasp loss:  double DQN on detached latents; reward + gripper penalty
-            gradients (torch.func), clipping, Adam (torch's), Polyak update of the targets
+            gradients (torch.autograd.grad), clipping, Adam (torch's), Polyak update
         if actor:                                        (every policy_update_freq calls)
             actor + temperature losses on the last chunk's detached latents (DrQ: the
             actor never moves the encoder), gradients, clipping, Adam
 
-Every network tensor comes in ``tensors`` (detached aliases of the parameters, updated
-in place); the losses run on them through ``torch.func.functional_call`` and their
-gradients come from ``torch.func.grad_and_value``. The learner
-(:class:`hilrl.algorithms.sac.SAC`) calls this function as it is (eager) or compiled into
-one graph (``sac.compile``): the same code, with no branch on the mode. As no input
-requires gradients, the compiled graph is an inference graph that updates its inputs in
-place. Each step's losses are disjoint in their parameters (critic + encoder vs. grasp
-critic; actor vs. log alpha), so one backward pass serves two optimisers.
+Its state is explicit: the networks (``model``), each optimiser's parameters and Adam
+state (``optimisers``), the batches and the step's constants (``settings``); it returns
+the metrics and updates parameters, moments and targets in place. Gradients come from
+``torch.autograd.grad`` with respect to the optimiser's own parameters (never ``.grad``
+fields), so nothing but the listed parameters is differentiated.
+
+The learner (:class:`hilrl.algorithms.sac.SAC`) calls this function as it is (eager) or
+compiled into one graph (``sac.compile``, with dynamo tracing ``torch.autograd.grad``:
+:data:`COMPILE_CONFIG`): the same code, with no branch on the mode. It is called under
+``torch.no_grad()``, so a compiled graph is an inference graph that updates its inputs
+in place; each loss enables gradients for itself. Each step's losses are disjoint in
+their parameters (critic + encoder vs. grasp critic; actor vs. log alpha), so one
+backward pass serves two optimisers.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -42,13 +47,14 @@ CRITIC_METRICS = ("critic_loss", "q_mean", "target_mean", "critic_grad_norm")
 GRASP_METRICS = ("grasp_critic_loss", "grasp_q_mean", "grasp_grad_norm")
 ACTOR_METRICS = ("actor_loss", "actor_grad_norm", "entropy", "temperature_loss", "temperature")
 
-Tensors = Mapping[str, torch.Tensor]
+COMPILE_CONFIG: dict[str, Any] = {"trace_autograd_ops": True}
+"""Dynamo settings that compiling :func:`sac_update` needs: trace ``torch.autograd.grad``
+into the graph (otherwise each step is split at it)."""
 
 
 class SACModel(nn.Module):
-    """Every network tensor of the learner under one root, so that a functional call can
-    run the losses on tensors given by name (``nets.actor.trunk.0.weight``,
-    ``critic.net.0.weight``, ``critic_target...``, ``log_alpha``)."""
+    """Every network tensor of the learner under one root (``nets.actor.trunk.0.weight``,
+    ``critic.net.0.weight``, ``critic_target...``, ``log_alpha``): what a step runs on."""
 
     def __init__(self, nets: PolicyNetworks, critic: CriticEnsemble, log_alpha: float) -> None:
         super().__init__()
@@ -61,18 +67,14 @@ class SACModel(nn.Module):
         device = next(critic.parameters()).device
         self.log_alpha = nn.Parameter(torch.tensor(log_alpha, device=device))
 
-    def forward(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return fn(self, *args)
-
-    def polyak_pairs(self) -> tuple[tuple[str, str], ...]:
-        """(target, online) tensor names of the Polyak update."""
-        pairs = [(f"critic_target.{n}", f"critic.{n}") for n, _ in self.critic.named_parameters()]
-        if self.grasp_target is not None:
-            pairs += [
-                (f"grasp_target.{n}", f"nets.grasp_critic.{n}")
-                for n, _ in self.grasp_target.named_parameters()
-            ]
-        return tuple(pairs)
+    def polyak_pairs(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(targets, online sources) of the Polyak update, tensor by tensor."""
+        targets: list[torch.Tensor] = list(self.critic_target.parameters())
+        sources: list[torch.Tensor] = list(self.critic.parameters())
+        if self.grasp_target is not None and self.nets.grasp_critic is not None:
+            targets += list(self.grasp_target.parameters())
+            sources += list(self.nets.grasp_critic.parameters())
+        return targets, sources
 
 
 class Settings(NamedTuple):
@@ -89,20 +91,14 @@ class Settings(NamedTuple):
     bf16: bool
 
 
-class Group(NamedTuple):
-    """The tensors one optimiser trains: their names in ``tensors`` and its Adam state
-    (whose parameters are those same tensors)."""
-
-    names: tuple[str, ...]
-    adam: AdamState
-
-
 class Optimisers(NamedTuple):
-    critic: Group
+    """Each optimiser's parameters and state (:class:`AdamState`), and the Polyak pairs."""
+
+    critic: AdamState
     """Critic ensemble and the trainable encoder."""
-    actor: Group
-    temperature: Group
-    grasp: Group | None
+    actor: AdamState
+    temperature: AdamState
+    grasp: AdamState | None
     polyak: tuple[list[torch.Tensor], list[torch.Tensor]]
     """(targets, online sources) of the Polyak update."""
 
@@ -115,7 +111,7 @@ class CriticLosses(NamedTuple):
     q_mean: torch.Tensor
     target_mean: torch.Tensor
     grasp_loss: torch.Tensor
-    """0 without a grasp critic (``torch.func`` outputs are tensors, never None)."""
+    """0 without a grasp critic (a tensor either way: one shape of output for the graph)."""
     grasp_q_mean: torch.Tensor
 
 
@@ -130,7 +126,6 @@ class ActorLosses(NamedTuple):
 
 def sac_update(
     model: SACModel,
-    tensors: Tensors,
     opts: Optimisers,
     chunks: Sequence[Batch],
     discounts: Sequence[torch.Tensor | float],
@@ -140,23 +135,23 @@ def sac_update(
     """A whole learner update: a critic step per chunk, then (``actor``) the actor step.
 
     Returns each critic step's metrics ``(steps, len(CRITIC_METRICS [+ GRASP_METRICS]))``
-    and the actor step's ``(len(ACTOR_METRICS),)`` or None.
+    and the actor step's ``(len(ACTOR_METRICS),)`` or None. Call it under
+    ``torch.no_grad()``: only the losses record gradients (each step enables them).
     """
     values = []
     latents = None
     for b, discount in zip(chunks, discounts):
-        latents, v = critic_step(model, tensors, opts, b, discount, s)
+        latents, v = critic_step(model, opts, b, discount, s)
         values.append(v)
     actor_values = None
     if actor:
         assert latents is not None, "the actor step needs a critic step's latents"
-        actor_values = actor_step(model, tensors, opts, latents, s)
+        actor_values = actor_step(model, opts, latents, s)
     return torch.stack(values), actor_values
 
 
 def critic_step(
     model: SACModel,
-    tensors: Tensors,
     opts: Optimisers,
     b: Batch,
     discount: torch.Tensor | float,
@@ -164,66 +159,50 @@ def critic_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of the critic ensemble + encoder and of the grasp critic, and the Polyak
     update of their targets. Returns the detached latents and the step's metrics."""
-    subset = target_subset(s, tensors["log_alpha"].device)
-    grasp = opts.grasp
-    names = opts.critic.names + (grasp.names if grasp is not None else ())
-
-    def loss(params: dict[str, torch.Tensor]) -> tuple[torch.Tensor, CriticLosses]:
-        out: CriticLosses = torch.func.functional_call(
-            model, {**tensors, **params}, (critic_losses, b, discount, subset, s)
-        )
+    subset = target_subset(s, model.log_alpha.device)
+    critic, grasp = opts.critic, opts.grasp
+    params = critic.params + (grasp.params if grasp is not None else [])
+    with torch.enable_grad():
+        out = critic_losses(model, b, discount, subset, s)
         total = out.critic_loss if grasp is None else out.critic_loss + out.grasp_loss
-        return total, out
-
-    grads, (_, out) = torch.func.grad_and_value(loss, has_aux=True)({n: tensors[n] for n in names})
-    with torch.no_grad():
-        values = [out.critic_loss, out.q_mean, out.target_mean]
-        values.append(_optimise(opts.critic, grads, s))
-        if grasp is not None:
-            values += [out.grasp_loss, out.grasp_q_mean, _optimise(grasp, grads, s)]
-        targets, sources = opts.polyak
-        torch._foreach_lerp_(targets, sources, s.tau)
+        grads = torch.autograd.grad(total, params)
+    n = len(critic.params)
+    values = [out.critic_loss, out.q_mean, out.target_mean, _optimise(critic, grads[:n], s)]
+    if grasp is not None:
+        values += [out.grasp_loss, out.grasp_q_mean, _optimise(grasp, grads[n:], s)]
+    targets, sources = opts.polyak
+    torch._foreach_lerp_(targets, sources, s.tau)
     return out.latents.detach(), torch.stack([v.detach().float() for v in values])
 
 
 def actor_step(
-    model: SACModel, tensors: Tensors, opts: Optimisers, latents: torch.Tensor, s: Settings
+    model: SACModel, opts: Optimisers, latents: torch.Tensor, s: Settings
 ) -> torch.Tensor:
     """Actor and temperature step on detached latents: one backward pass for both losses.
 
-    The critic's tensors are constants here, so the gradients reach only the actor
-    (through the action) and log alpha.
+    Only the actor's parameters and log alpha are differentiated: the critic passes the
+    gradient on to the action and keeps its own weights.
     """
-    names = opts.actor.names + opts.temperature.names
-
-    def loss(params: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ActorLosses]:
-        out: ActorLosses = torch.func.functional_call(
-            model, {**tensors, **params}, (actor_losses, latents, s)
+    actor, temperature = opts.actor, opts.temperature
+    with torch.enable_grad():
+        out = actor_losses(model, latents, s)
+        grads = torch.autograd.grad(
+            out.actor_loss + out.temperature_loss, actor.params + temperature.params
         )
-        return out.actor_loss + out.temperature_loss, out
-
-    grads, (_, out) = torch.func.grad_and_value(loss, has_aux=True)({n: tensors[n] for n in names})
-    with torch.no_grad():
-        gnorm = _optimise(opts.actor, grads, s)
-        _optimise(opts.temperature, grads, s, clip=False)
-        values = [
-            out.actor_loss,
-            gnorm,
-            out.entropy,
-            out.temperature_loss,
-            tensors["log_alpha"].exp(),
-        ]
+    n = len(actor.params)
+    gnorm = _optimise(actor, grads[:n], s)
+    _optimise(temperature, grads[n:], s, clip=False)
+    values = [out.actor_loss, gnorm, out.entropy, out.temperature_loss, model.log_alpha.exp()]
     return torch.stack([v.detach().float() for v in values])
 
 
 def _optimise(
-    group: Group, grads: Mapping[str, torch.Tensor], s: Settings, clip: bool = True
+    adam: AdamState, grads: Sequence[torch.Tensor], s: Settings, clip: bool = True
 ) -> torch.Tensor:
-    """Clip the group's gradients (``sac.grad_clip_norm``), then its Adam step; returns
-    their norm before clipping."""
-    g = [grads[n] for n in group.names]
-    norm = clip_grads(g, s.grad_clip_norm if clip else 0.0)
-    adam_step(group.adam, g)
+    """Clip the gradients (``sac.grad_clip_norm``), then the Adam step; returns their norm
+    before clipping."""
+    norm = clip_grads(grads, s.grad_clip_norm if clip else 0.0)
+    adam_step(adam, grads)
     return norm
 
 
